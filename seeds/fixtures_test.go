@@ -1,0 +1,94 @@
+package seeds
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testPKI writes the certificates, keys and secrets files the corpus site
+// files refer to into dir. They are made fresh for every test run, so no key
+// is ever committed and the "valid" certificate never expires in the tree.
+func testPKI(t testing.TB, dir string) {
+	t.Helper()
+	now := time.Now()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(dir, "pki"), 0o700))
+	write := func(name string, data []byte, mode os.FileMode) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		must(os.WriteFile(p, data, mode))
+		must(os.Chmod(p, mode))
+	}
+	cert := func(name string, names []string, notBefore, notAfter time.Time) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		must(err)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names, NotBefore: notBefore, NotAfter: notAfter}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		must(err)
+		kder, err := x509.MarshalPKCS8PrivateKey(key)
+		must(err)
+		write("pki/"+name+".crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+		write("pki/"+name+".key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	}
+	cert("api", []string{"api.corp.example.net"}, now.Add(-time.Hour), now.AddDate(1, 0, 0))
+	cert("other", []string{"api.corp.example.net"}, now.Add(-time.Hour), now.AddDate(1, 0, 0))
+	cert("expired", []string{"api.corp.example.net"}, now.AddDate(-2, 0, 0), now.AddDate(-1, 0, 0))
+	cert("ca", []string{"nodes-ca.corp.example.net"}, now.Add(-time.Hour), now.AddDate(1, 0, 0))
+	key := make([]byte, 32)
+	rand.Read(key)
+	ek := base64.StdEncoding.EncodeToString(key)
+	good := `gateway:
+  stats_user: stats
+  stats_password: 9vVq2mXcT7pLrW4bZs8dNk
+apiserver2:
+  jwt_secret: Hq7rP2xWm9KcL4vT8nB3yJ6fD1sA5gZe0uQiRtYw
+  api_key: k3J8mN2pQ5rT7vX9zB4c
+  db_connections:
+    main: "Host=db.corp.internal;Database=api;Username=api;Password=R4nd0m-Only-In-Tests"
+microk8s:
+  encryption_key: ` + ek + "\n"
+	write("secrets.yaml", []byte(good), 0o600)
+	write("secrets-open.yaml", []byte(good), 0o644)
+	write("secrets-empty.yaml", []byte(strings.NewReplacer(
+		"stats_password: 9vVq2mXcT7pLrW4bZs8dNk", `stats_password: ""`,
+		"jwt_secret: Hq7rP2xWm9KcL4vT8nB3yJ6fD1sA5gZe0uQiRtYw", `jwt_secret: ""`).Replace(good)), 0o600)
+	write("secrets-weak.yaml", []byte(strings.Replace(good, "encryption_key: "+ek, `encryption_key: "c2hvcnQ="`, 1)), 0o600)
+}
+
+// corpusDir copies seeds/testdata/<sub> into a fresh directory next to its
+// generated PKI and returns it.
+func corpusDir(t testing.TB, sub string) string {
+	t.Helper()
+	dir := t.TempDir()
+	entries, err := os.ReadDir(filepath.Join("testdata", sub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("testdata", sub, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testPKI(t, dir)
+	return dir
+}
