@@ -1,4 +1,7 @@
-package seeds
+// Package seedstest makes the certificates, keys and secrets files that the
+// test site files in seeds/testdata refer to, fresh for every run, so no key
+// is ever committed and no test certificate expires in the tree.
+package seedstest
 
 import (
 	"crypto/ecdsa"
@@ -16,10 +19,10 @@ import (
 	"time"
 )
 
-// testPKI writes the certificates, keys and secrets files the corpus site
-// files refer to into dir. They are made fresh for every test run, so no key
-// is ever committed and the "valid" certificate never expires in the tree.
-func testPKI(t testing.TB, dir string) {
+// PKI writes into dir the certificates, keys and secrets files the test
+// site files refer to: pki/{api,other,expired,ca}.{crt,key} and
+// secrets*.yaml.
+func PKI(t testing.TB, dir string) {
 	t.Helper()
 	now := time.Now()
 	must := func(err error) {
@@ -71,17 +74,17 @@ microk8s:
 	write("secrets-weak.yaml", []byte(strings.Replace(good, "encryption_key: "+ek, `encryption_key: "c2hvcnQ="`, 1)), 0o600)
 }
 
-// corpusDir copies seeds/testdata/<sub> into a fresh directory next to its
-// generated PKI and returns it.
-func corpusDir(t testing.TB, sub string) string {
+// Corpus copies the site files of folder src into a fresh directory next
+// to a generated PKI and returns that directory.
+func Corpus(t testing.TB, src string) string {
 	t.Helper()
 	dir := t.TempDir()
-	entries, err := os.ReadDir(filepath.Join("testdata", sub))
+	entries, err := os.ReadDir(src)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join("testdata", sub, e.Name()))
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,6 +92,6 @@ func corpusDir(t testing.TB, sub string) string {
 			t.Fatal(err)
 		}
 	}
-	testPKI(t, dir)
+	PKI(t, dir)
 	return dir
 }
