@@ -30,8 +30,8 @@ type File struct {
 // there).
 type Generations struct {
 	Base string
-	// Keep is how many old generations stay on disk for inspection and
-	// rollback; at least 1.
+	// Keep is how many earlier generations stay on disk beside the live one,
+	// for inspection and rollback; at least 1 (the previous one).
 	Keep int
 }
 
