@@ -20,6 +20,7 @@ all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/applbuild ./cmd/applbuild
+	$(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o bin/appliance ./cmd/appliance
 
 deps:
 	bash .ci/deps

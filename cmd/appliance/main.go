@@ -229,4 +229,3 @@ func (h systemHost) Reload(ctx context.Context, pair bool) error {
 	}
 	return errors.Join(errs...)
 }
-

@@ -68,13 +68,14 @@ func TestServesReloadsUnderLoadAndLogs(t *testing.T) {
 	// reloads; every one of them must be answered.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var ok, failed atomic.Int64
+	var ok, failed, fromOld, fromNew atomic.Int64
 	var firstErr atomic.Value
+	loadEnd := time.Now().Add(30 * time.Second)
 	for c := 0; c < 3; c++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for n := 0; n < 2000; n++ {
+			for n := 0; n < 100000 && time.Now().Before(loadEnd); n++ {
 				select {
 				case <-stop:
 					return
@@ -83,6 +84,11 @@ func TestServesReloadsUnderLoadAndLogs(t *testing.T) {
 				code, body, err := get(url)
 				if err == nil && code == 200 && (body == "one" || body == "two") {
 					ok.Add(1)
+					if body == "one" {
+						fromOld.Add(1)
+					} else {
+						fromNew.Add(1)
+					}
 					continue
 				}
 				failed.Add(1)
@@ -108,13 +114,13 @@ func TestServesReloadsUnderLoadAndLogs(t *testing.T) {
 	if after == before {
 		t.Fatalf("worker is still %d after reload", before)
 	}
-	if ok.Load() < 10 {
-		t.Errorf("only %d requests answered during the reload; the load did not run", ok.Load())
+	if fromOld.Load() == 0 || fromNew.Load() == 0 {
+		t.Errorf("the load did not span the reload: %d answers from the old config, %d from the new", fromOld.Load(), fromNew.Load())
 	}
 	if failed.Load() > 0 {
 		t.Errorf("%d of %d requests failed across the reload, first: %v", failed.Load(), ok.Load()+failed.Load(), firstErr.Load())
 	}
-	t.Logf("worker %d -> %d, %d requests answered during the reload", before, after, ok.Load())
+	t.Logf("worker %d -> %d; answers during the reload: %d old, %d new", before, after, fromOld.Load(), fromNew.Load())
 
 	code, body, err = get(url)
 	if err != nil || code != 200 || body != "two" {
