@@ -2,6 +2,7 @@
 #   make deps        install the Debian packages builds and tests need (root)
 #   make quickstart  deps + build + the example site's seeds
 #   make test        every test, with real tools (fails if a tool is missing)
+#   make plugin      build the Packer plugin and install it (packer plugins install --path)
 
 GO      ?= go
 PREFIX  ?= /usr/local
@@ -14,7 +15,7 @@ export CGO_ENABLED ?= 0
 SITE      ?= bank1
 SITES_DIR ?= examples/sites
 
-.PHONY: all build deps quickstart test test-short lint bench install clean
+.PHONY: all build deps quickstart test test-short lint bench install clean plugin
 
 all: build
 
@@ -29,6 +30,7 @@ deps:
 quickstart: deps build
 	./bin/applbuild keygen --site $(SITE) --sites-dir $(SITES_DIR)
 	./bin/applbuild seed --site $(SITE) --sites-dir $(SITES_DIR)
+	./bin/applbuild image gateway
 
 # APPLBUILD_REQUIRE_TOOLS=1 turns "tool not installed" skips into failures,
 # so a passing `make test` means every real-tool test really ran.
@@ -45,8 +47,16 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 100x ./seeds/
 
+# plugin: Packer >= 1.11 installs a local plugin from its path under a source
+# address; the plugin reports its own version, so VERSION is not passed.
+PACKER ?= packer
+plugin:
+	$(GO) build -trimpath -ldflags '-s -w' -o bin/packer-plugin-applbuild ./cmd/packer-plugin-applbuild
+	$(PACKER) plugins install --path bin/packer-plugin-applbuild github.com/applbuild/applbuild
+
 install: build
 	install -D -m 0755 bin/applbuild $(DESTDIR)$(PREFIX)/bin/applbuild
+	install -D -m 0755 bin/appliance $(DESTDIR)$(PREFIX)/bin/appliance
 
 clean:
 	rm -rf bin dist

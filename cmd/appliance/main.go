@@ -115,6 +115,12 @@ func apply(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		log.WithFields(logrus.Fields{"changed": res.Changed, "generation": res.Generation}).Info("applied")
+		// After a reboot nothing changed and nothing was reloaded: make
+		// sure the services run.
+		if err := (systemHost{log: log}).ensureRunning(ctx, site.Gateway.Pair != nil); err != nil {
+			mark("%s role=gateway site=%s vm=%s: %v", FailedMarker, site.Site, site.VM, err)
+			return 1
+		}
 		deadline := time.Now().Add(*wait)
 		for {
 			err = serving(ctx, "127.0.0.1:443", 2*time.Second)
@@ -127,7 +133,7 @@ func apply(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			mark("%s role=gateway site=%s vm=%s: HAProxy does not answer on 127.0.0.1:443: %v", FailedMarker, site.Site, site.VM, err)
 			return 1
 		}
-		mark("%s role=gateway site=%s vm=%s", ReadyMarker, site.Site, site.VM)
+		mark("%s role=gateway site=%s vm=%s machine-id=%s", ReadyMarker, site.Site, site.VM, machineID())
 		return 0
 	default:
 		mark("%s role=%s site=%s vm=%s: this agent cannot apply role %s", FailedMarker, site.Role, site.Site, site.VM, site.Role)
@@ -178,6 +184,16 @@ func serving(ctx context.Context, addr string, timeout time.Duration) error {
 	return nil
 }
 
+// machineID is this boot's identity, printed with the ready marker so a
+// console log tells clones apart.
+func machineID() string {
+	b, err := os.ReadFile("/etc/machine-id")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
+}
+
 // systemHost runs the real programs of the appliance.
 type systemHost struct{ log *logrus.Logger }
 
@@ -212,6 +228,19 @@ func (h systemHost) CheckNftables(ctx context.Context, file string) error {
 
 func (h systemHost) CheckKeepalived(ctx context.Context, file string) error {
 	return h.run(ctx, "keepalived", "--config-test", "-f", file)
+}
+
+// ensureRunning loads the firewall and starts the services of the current
+// generation; both are no-ops when they already run.
+func (h systemHost) ensureRunning(ctx context.Context, pair bool) error {
+	if err := h.run(ctx, "nft", "-f", filepath.Join(gateway.GenerationsDir, "current", "nftables.conf")); err != nil {
+		return err
+	}
+	units := []string{"haproxy.service"}
+	if pair {
+		units = append(units, "keepalived.service")
+	}
+	return h.run(ctx, "systemctl", append([]string{"start"}, units...)...)
 }
 
 func (h systemHost) Reload(ctx context.Context, pair bool) error {
