@@ -139,7 +139,7 @@ func Render(s *Site, vm VM) (*Seed, error) {
 		DisableRoot:    true,
 		SSHPwauth:      false,
 		SSHDeleteKeys:  true,
-		SSHGenKeyTypes: []string{"ed25519", "ecdsa", "rsa"},
+		SSHGenKeyTypes: []string{"ed25519", "ecdsa"},
 		Users: []user{{
 			Name:              s.SSHUser,
 			Gecos:             "appliance operator",

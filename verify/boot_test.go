@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -154,27 +155,62 @@ func writeSeed(t *testing.T, dir string, backendPort, rate int, blocked string) 
 	return iso
 }
 
+// baked is the gateway image the tests of this package share: one bake
+// per test binary.
+var baked struct {
+	sync.Once
+	dir, path string
+	err       error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if baked.dir != "" {
+		os.RemoveAll(baked.dir)
+	}
+	os.Exit(code)
+}
+
 func bakeGateway(t *testing.T) string {
 	t.Helper()
-	out := t.TempDir()
+	testenv.RequireRoot(t)
+	for _, tool := range []string{"mmdebstrap", "qemu-img", "mkfs.ext4", "mkfs.vfat", "mcopy", "sgdisk", "go"} {
+		testenv.RequireTool(t, tool)
+	}
+	baked.Do(func() {
+		baked.dir, baked.err = os.MkdirTemp("", "applbuild-verify-")
+		if baked.err == nil {
+			baked.path, baked.err = bake(t, baked.dir)
+		}
+	})
+	if baked.err != nil {
+		t.Fatal(baked.err)
+	}
+	return baked.path
+}
+
+func bake(t *testing.T, out string) (string, error) {
 	agent := filepath.Join(out, "appliance")
 	cmd := exec.Command("go", "build", "-o", agent, "github.com/applbuild/applbuild/cmd/appliance")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the agent: %v\n%s", err, b)
+		return "", fmt.Errorf("building the agent: %v\n%s", err, b)
 	}
-	c := &builder.Config{Role: "gateway", Formats: []string{"qcow2"}, OutputDir: out, AgentPath: agent, Version: "boottest"}
+	c := &builder.Config{Role: "gateway", Formats: []string{"qcow2", "raw"}, OutputDir: out, AgentPath: agent, Version: "boottest"}
 	if err := c.Prepare(); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	log := logrus.New()
 	log.SetOutput(testWriter{t})
 	res, err := builder.Run(context.Background(), c, log)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	return res.Outputs[0].Path
+	return res.Outputs[0].Path, nil
 }
+
+// rawOf is the raw image baked beside the qcow2.
+func rawOf(qcow2 string) string { return strings.TrimSuffix(qcow2, ".qcow2") + ".raw" }
 
 type testWriter struct{ t *testing.T }
 
@@ -208,8 +244,7 @@ var machineIDRE = regexp.MustCompile(`APPLIANCE-READY .*machine-id=([0-9a-f]{32}
 // machine-id.
 func TestGatewayImageBootsAndServes(t *testing.T) {
 	testenv.Short(t, "bakes an image and boots it twice under QEMU")
-	testenv.RequireRoot(t)
-	for _, tool := range []string{"mmdebstrap", "qemu-system-x86_64", "qemu-img", "mkfs.ext4", "mkfs.vfat", "mcopy", "sgdisk", "ssh-keyscan", "go"} {
+	for _, tool := range []string{"qemu-system-x86_64", "ssh-keyscan"} {
 		testenv.RequireTool(t, tool)
 	}
 	image := bakeGateway(t)

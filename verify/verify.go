@@ -152,7 +152,7 @@ func Boot(ctx context.Context, o Options) (*Report, error) {
 	start := time.Now()
 	for _, want := range []struct{ event, name string }{
 		{qemu.EventBootloader, "firmware"}, {qemu.EventKernel, "kernel"}, {qemu.EventSystemd, "systemd"},
-		{qemu.EventCloudDone, "cloud-init"}, {qemu.EventReady, "agent"},
+		{qemu.EventCloudInit + ":init-local", "cloud-init"}, {qemu.EventReady, "agent"},
 	} {
 		for _, ev := range vm.Events() {
 			if ev.Name == want.event {

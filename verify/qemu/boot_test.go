@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,9 +20,11 @@ import (
 )
 
 // bootPackages is the smallest Debian 13 that boots by UEFI to a login
-// prompt: the cloud kernel with its initramfs, systemd, and the signed boot
-// chain images.Assemble puts on the ESP.
-var bootPackages = []string{"linux-image-cloud-amd64", "initramfs-tools", "systemd-sysv", "shim-signed", "grub-efi-amd64-signed"}
+// prompt and grows its root at first boot: the cloud kernel with its
+// initramfs, systemd, the signed boot chain images.Assemble puts on the
+// ESP, and cloud-init with growpart (cloud-guest-utils, which uses sfdisk).
+var bootPackages = []string{"linux-image-cloud-amd64", "initramfs-tools", "systemd-sysv", "shim-signed", "grub-efi-amd64-signed",
+	"cloud-init", "cloud-guest-utils", "fdisk"}
 
 var (
 	treeOnce sync.Once
@@ -326,39 +329,78 @@ func TestBootRealKernelPanicIsDetectedAndRetried(t *testing.T) {
 // TestBootUEFIDiskRealDebian boots the assembled disk the way a hypervisor
 // does: OVMF finds \EFI\BOOT\BOOTX64.EFI (shim), shim runs GRUB, GRUB
 // reads the ESP's grub.cfg and boots the kernel from the ext4 root by UUID.
+// The virtual disk is 4 GiB, far more than the image, and a NoCloud seed
+// is attached as a CD-ROM: at first boot cloud-init must find the seed and
+// grow the root partition and file system to the whole disk.
 func TestBootUEFIDiskRealDebian(t *testing.T) {
 	d := bootDisk(t)
 	fw, err := FindFirmware(false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A NoCloud-style CD as the seed ISO will be; the guest must see it
-	// as a CD-ROM drive, as on Proxmox and Hyper-V.
 	testenv.RequireTool(t, "xorriso")
 	seedDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(seedDir, "meta-data"), []byte("instance-id: boot-test\n"), 0o644); err != nil {
-		t.Fatal(err)
+	for name, data := range map[string]string{
+		"meta-data": "instance-id: boot-test\nlocal-hostname: boottest\n",
+		// The root's size as the guest sees it, on the console.
+		"user-data": "#cloud-config\nruncmd:\n  - [sh, -c, 'echo GROWN root_mib=$(df -B1M --output=size / | tail -1) > /dev/ttyS0']\n",
+		// Nothing to configure; without a network the boot is shorter.
+		"network-config": "network:\n  config: disabled\n",
+	} {
+		if err := os.WriteFile(filepath.Join(seedDir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	seed := filepath.Join(t.TempDir(), "seed.iso")
 	if out, err := exec.Command("xorriso", "-as", "mkisofs", "-quiet", "-V", "CIDATA", "-J", "-r", "-o", seed, seedDir).CombinedOutput(); err != nil {
 		t.Fatalf("xorriso: %v\n%s", err, out)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	// A 4 GiB disk in front of the image, as a hypervisor template
+	// clone with a larger disk would be.
+	const diskMiB = 4096
+	big := filepath.Join(t.TempDir(), "vm.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", d.Path, big, strconv.Itoa(diskMiB)+"M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v\n%s", err, out)
+	}
+	before := sha(t, d.Path)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	vm, err := Boot(ctx, BootOptions{Disk: d.Path, SeedISO: seed, Firmware: fw, Accel: AccelAuto, Snapshot: true})
+	serial := filepath.Join(t.TempDir(), "serial.log")
+	vm, err := Boot(ctx, BootOptions{Disk: big, SeedISO: seed, Firmware: fw, Accel: AccelAuto, ReadyMarker: "GROWN root_mib=", SerialLog: serial})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer vm.Stop()
 	logTimings(t, vm)
 	evs := vm.Events()
-	assertInOrder(t, evs, EventFirmware, EventBootloader, EventKernel, EventInit, EventSystemd, EventLogin)
-	log, _ := os.ReadFile(vm.SerialLog)
+	assertInOrder(t, evs, EventFirmware, EventBootloader, EventKernel, EventInit, EventSystemd,
+		"cloud-init:init-local", "cloud-init:modules:final", EventReady)
+	log, _ := os.ReadFile(serial)
 	if !strings.Contains(string(log), "root=UUID="+d.RootUUID) {
 		t.Error("the kernel did not get the command line from the ESP's grub.cfg")
 	}
 	if !strings.Contains(string(log), "[sr0] scsi3-mmc drive") {
 		t.Error("the guest kernel did not find the seed ISO as a CD-ROM (sr0)")
+	}
+	m := regexp.MustCompile(`GROWN root_mib=(\d+)`).FindSubmatch(log)
+	if m == nil {
+		t.Fatal("no root size on the console")
+	}
+	rootMiB, _ := strconv.Atoi(string(m[1]))
+	imageRootMiB := int(d.Layout.Root.Size / images.MiB)
+	t.Logf("root file system: %d MiB in the image, %d MiB after first boot on a %d MiB disk", imageRootMiB, rootMiB, diskMiB)
+	// ext4 reports its size less the journal and metadata: a few
+	// percent below the partition, which ends about 65 MiB before the
+	// disk does (ESP and GPT).
+	if rootMiB < diskMiB*9/10 || rootMiB <= imageRootMiB {
+		t.Errorf("root is %d MiB after first boot, want it grown from %d MiB to about %d MiB", rootMiB, imageRootMiB, diskMiB)
+	}
+	if err := vm.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if sha(t, d.Path) != before {
+		t.Error("booting an overlay changed the image")
 	}
 }
 
