@@ -207,13 +207,30 @@ end
 
 -- vec8/vec16 read a length-prefixed vector (RFC 8446 §3.4) and return a
 -- cursor over its content, or nil.
+-- The length's field name is only built when an error needs it: this runs
+-- for every vector of every ClientHello.
 function Cursor:vec8(field)
-	local first, last = self:take(self:u8(field .. " length"), field)
+	local n = self:left() >= 1 and sbyte(self.s, self.p) or nil
+	if n then
+		self.p = self.p + 1
+	else
+		self:take(1, field .. " length")
+		n = 0
+	end
+	local first, last = self:take(n, field)
 	return first and cursor(self.s, first, last)
 end
 
 function Cursor:vec16(field)
-	local first, last = self:take(self:u16(field .. " length"), field)
+	local n
+	if self:left() >= 2 and not self.err then
+		n = sunpack(">I2", self.s, self.p)
+		self.p = self.p + 2
+	else
+		self:take(2, field .. " length")
+		n = 0
+	end
+	local first, last = self:take(n, field)
 	return first and cursor(self.s, first, last)
 end
 
@@ -230,8 +247,13 @@ local function u16list(c, field)
 		return nil, sformat("%s is %d bytes long, it must be a whole number of 2-byte values", field, len)
 	end
 	local out = {}
-	for p = c.p, c.e, 2 do
-		out[#out + 1] = sunpack(">I2", c.s, p)
+	if len == 0 then
+		return out
+	end
+	-- One call returns all the bytes; far cheaper than a read per value.
+	local b = { sbyte(c.s, c.p, c.e) }
+	for i = 1, len, 2 do
+		out[#out + 1] = b[i] * 256 + b[i + 1]
 	end
 	return out
 end
@@ -329,7 +351,10 @@ function ja4.parse(raw)
 	local seen = {}
 	while exts:left() > 0 and not exts.err do
 		local typ = exts:u16("extension type")
-		local data = exts:vec16(sformat("extension 0x%04x data", typ))
+		local data = exts:vec16("extension data")
+		if exts.err then
+			exts.err = exts.err:gsub("^extension data", sformat("extension 0x%04x data", typ))
+		end
 		if exts.err then
 			break
 		end
@@ -380,10 +405,19 @@ local function without_grease(list)
 	return out
 end
 
+-- HEX4 memoises "%04x" of the 16-bit values seen: the same few dozen
+-- cipher, extension and algorithm codes recur on every connection, and the
+-- Lua state lives as long as the HAProxy thread.
+local HEX4 = setmetatable({}, { __index = function(t, v)
+	local h = sformat("%04x", v)
+	t[v] = h
+	return h
+end })
+
 local function hex_list(list)
 	local parts = {}
 	for i, v in ipairs(list) do
-		parts[i] = sformat("%04x", v)
+		parts[i] = HEX4[v]
 	end
 	return tconcat(parts, ",")
 end
@@ -428,8 +462,10 @@ local function version_code(h)
 end
 
 -- render returns ja4, ja4_r, ja4_o, ja4_ro for a parsed hello. sha is an
--- optional function returning the lower-case hex SHA-256 of a string.
-function ja4.render(h, sha)
+-- optional function returning the lower-case hex SHA-256 of a string. With
+-- short set only ja4 and ja4_r are made: what the gateway logs, for two
+-- hashes instead of four on every connection.
+function ja4.render(h, sha, short)
 	sha = sha or sha256_hex
 	local ciphers = without_grease(h.ciphers)
 	local exts = without_grease(h.extensions)
@@ -464,6 +500,10 @@ function ja4.render(h, sha)
 		return sha(s):sub(1, 12)
 	end
 	local raw_b, raw_c = hex_list(sorted(ciphers)), part_c(hex_list(sorted(exts_trimmed)))
+	if short then
+		return prefix .. "_" .. hash12(raw_b, #ciphers) .. "_" .. hash12(raw_c, #exts_trimmed),
+			prefix .. "_" .. raw_b .. "_" .. raw_c
+	end
 	local raw_bo, raw_co = hex_list(ciphers), part_c(hex_list(exts))
 	return prefix .. "_" .. hash12(raw_b, #ciphers) .. "_" .. hash12(raw_c, #exts_trimmed),
 		prefix .. "_" .. raw_b .. "_" .. raw_c,
@@ -472,14 +512,14 @@ function ja4.render(h, sha)
 end
 
 -- fingerprint parses raw ClientHello bytes and returns ja4, ja4_r, ja4_o,
--- ja4_ro; or nil, an error message and (when the input is only cut short)
--- the total input length needed.
-function ja4.fingerprint(raw, sha)
+-- ja4_ro (only ja4, ja4_r with short); or nil, an error message and (when
+-- the input is only cut short) the total input length needed.
+function ja4.fingerprint(raw, sha, short)
 	local h, err, need = ja4.parse(raw)
 	if not h then
 		return nil, err, need
 	end
-	return ja4.render(h, sha)
+	return ja4.render(h, sha, short)
 end
 
 ---------------------------------------------------------------------------
@@ -522,7 +562,7 @@ local function action(txn)
 	local sha = haproxy_sha(txn)
 	local fp, fp_r, err, need
 	for attempt = 0, MAX_WAITS do
-		local a, b, c = ja4.fingerprint(data, sha)
+		local a, b, c = ja4.fingerprint(data, sha, true)
 		if a then
 			fp, fp_r = a, b
 			break
