@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/packer-plugin-sdk/common"
 
+	"github.com/applbuild/applbuild/builder/artifacts"
+	"github.com/applbuild/applbuild/builder/rootfs"
 	"github.com/applbuild/applbuild/images"
 	"github.com/applbuild/applbuild/roles"
 )
@@ -44,10 +46,15 @@ type Config struct {
 	AgentPath string `mapstructure:"agent_path"`
 	// KeepWorkDir keeps the scratch folder (tree, raw disk) for debugging.
 	KeepWorkDir bool `mapstructure:"keep_work_dir"`
+	// Bundle is an offline artifact bundle (`applbuild fetch ROLE --bundle`)
+	// for roles that need artifacts from outside Debian (node).
+	Bundle string `mapstructure:"bundle"`
 
-	formats  []string
-	diskSize int64
-	role     *roles.Role
+	formats   []string
+	diskSize  int64
+	role      *roles.Role
+	artifacts *artifacts.Lock
+	artCache  *artifacts.Cache
 }
 
 var versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$`)
@@ -101,6 +108,20 @@ func (c *Config) Prepare() error {
 	}
 	if fi, err := os.Stat(c.AgentPath); err != nil || fi.IsDir() {
 		errs = append(errs, fmt.Sprintf("agent_path: the appliance agent %q is missing; build it with `make build` (bin/appliance) or pass its path", c.AgentPath))
+	}
+	// A role that needs artifacts from outside Debian fails here, before
+	// any work, when they are not in the cache or the bundle.
+	if c.role != nil && artifacts.HasLock(c.Role) {
+		cache := c.CacheDir
+		if cache == "" {
+			cache, _ = rootfs.DefaultCacheDir()
+		}
+		l, ac, err := artifacts.Prepare(c.Role, cache, c.Bundle)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("role %s needs its pinned artifacts (snaps, container images): %v; get them with `applbuild fetch %s` on a machine that reaches the snap store and registries, or pass --bundle FILE", c.Role, err, c.Role))
+		} else {
+			c.artifacts, c.artCache = l, ac
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("image configuration:\n  %s", strings.Join(errs, "\n  "))

@@ -17,8 +17,10 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	"github.com/sirupsen/logrus"
 
+	"github.com/applbuild/applbuild/builder/artifacts"
 	"github.com/applbuild/applbuild/roles"
 	"github.com/applbuild/applbuild/roles/gateway"
+	"github.com/applbuild/applbuild/roles/node"
 )
 
 // AgentPath is where the agent lives in every image; hainfo links to it.
@@ -29,6 +31,8 @@ func roleImage(name string) (roles.Image, error) {
 	switch name {
 	case "gateway":
 		return gateway.Image(), nil
+	case "node":
+		return node.Image(), nil
 	}
 	return roles.Image{}, fmt.Errorf("role %q has no image definition", name)
 }
@@ -99,6 +103,15 @@ func (stepRole) Run(ctx context.Context, st multistep.StateBag) multistep.StepAc
 		}
 	}
 	fmt.Fprintf(h, "enable %v disable %v\n", img.Enable, img.Disable)
+	if c.artifacts != nil {
+		// Snaps, assertions and container images, verified by digest.
+		if err := artifacts.Install(c.artCache, c.artifacts, tree); err != nil {
+			return halt(st, "installing the role's artifacts: %v", err)
+		}
+		lock, _ := c.artifacts.Marshal()
+		fmt.Fprintf(h, "artifacts %d\n", len(lock))
+		h.Write(lock)
+	}
 	log := st.Get(stateLog).(logrus.FieldLogger)
 	if len(img.Enable) > 0 {
 		if err := systemctlRoot(ctx, log, tree, append([]string{"enable"}, img.Enable...)...); err != nil {

@@ -36,7 +36,8 @@ Examples:
 			fs.StringVar(&c.CacheDir, "cache", "", "cache folder (default $APPLBUILD_CACHE or ~/.cache/applbuild)")
 			fs.StringVar(&c.Mirror, "mirror", "", "Debian mirror replacing the role file's URIs (URI or FROM=TO,...)")
 			fs.StringVar(&c.AgentPath, "agent", "", "the appliance agent binary (default: appliance beside applbuild)")
-			fs.BoolVar(&c.KeepWorkDir, "keep-work-dir", false, "keep the tree and raw disk for debugging")
+			fs.StringVar(&c.Bundle, "bundle", "", "offline artifact bundle for roles that need one (node): applbuild fetch node --bundle FILE")
+			fs.BoolVar(&c.KeepWorkDir, "keep-work-dir", false, "keep the tree and raw disk for debugging (until the next build)")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 1 {

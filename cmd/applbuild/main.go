@@ -45,7 +45,7 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func commands() []*command {
-	return []*command{imageCommand(), verifyCommand(), seedCommand(), keygenCommand(), versionCommand(), completionCommand()}
+	return []*command{imageCommand(), verifyCommand(), fetchCommand(), seedCommand(), keygenCommand(), versionCommand(), completionCommand()}
 }
 
 func main() {

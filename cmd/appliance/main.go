@@ -24,6 +24,7 @@ import (
 
 	"github.com/applbuild/applbuild/roles/gateway"
 	"github.com/applbuild/applbuild/roles/gateway/hainfo"
+	"github.com/applbuild/applbuild/roles/node"
 	"github.com/applbuild/applbuild/roles/values"
 )
 
@@ -134,6 +135,25 @@ func apply(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		mark("%s role=gateway site=%s vm=%s machine-id=%s", ReadyMarker, site.Site, site.VM, machineID())
+		return 0
+	case values.RoleNode:
+		res, err := node.Apply(ctx, node.ApplyOptions{ValuesDir: *dir, Host: node.SystemHost{Log: log}})
+		if err != nil {
+			mark("%s role=node site=%s vm=%s: %v", FailedMarker, site.Site, site.VM, err)
+			return 1
+		}
+		log.WithFields(logrus.Fields{"changed": res.Changed, "generation": res.Generation}).Info("applied")
+		// Pods start after the manifests are applied; on a first boot
+		// that includes MicroK8s's own add-ons, so allow minutes.
+		w := *wait
+		if w < 10*time.Minute {
+			w = 10 * time.Minute
+		}
+		if err := node.Ready(ctx, site, w); err != nil {
+			mark("%s role=node site=%s vm=%s: %v", FailedMarker, site.Site, site.VM, err)
+			return 1
+		}
+		mark("%s role=node site=%s vm=%s machine-id=%s", ReadyMarker, site.Site, site.VM, machineID())
 		return 0
 	default:
 		mark("%s role=%s site=%s vm=%s: this agent cannot apply role %s", FailedMarker, site.Role, site.Site, site.VM, site.Role)

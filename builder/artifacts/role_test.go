@@ -1,0 +1,39 @@
+package artifacts
+
+import (
+	"strings"
+	"testing"
+)
+
+// The node lock in the repository has no digests yet (this machine reaches
+// no snap store or registry); every use of it must refuse and say how to
+// pin it, and a gateway build needs no artifacts at all.
+func TestNodeLockRefusedUntilPinned(t *testing.T) {
+	l, err := ForRole("node")
+	if err != nil {
+		t.Fatalf("the embedded node lock does not parse: %v", err)
+	}
+	kinds := map[string]int{}
+	for _, a := range l.Artifacts {
+		kinds[a.Kind]++
+	}
+	if kinds[KindSnap] < 3 || kinds[KindImage] < 5 {
+		t.Errorf("node lock lists %v; want microk8s, its base and snapd, and the CNI, CoreDNS, pause, Traefik and APIServer2 images", kinds)
+	}
+	_, _, err = Prepare("node", t.TempDir(), "")
+	if err == nil {
+		t.Fatal("an unpinned node lock was accepted for a build")
+	}
+	if l.RequirePinned() == nil {
+		// Pinned by --update: then an empty cache must name the commands.
+		if !strings.Contains(err.Error(), "applbuild fetch node") || !strings.Contains(err.Error(), "--bundle") {
+			t.Errorf("missing artifacts: %v", err)
+		}
+	} else if !strings.Contains(err.Error(), "applbuild fetch node --update") {
+		t.Errorf("unpinned lock: %v", err)
+	}
+	t.Logf("refused: %v", err)
+	if HasLock("gateway") {
+		t.Error("the gateway role has an artifacts lock")
+	}
+}

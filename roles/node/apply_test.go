@@ -1,0 +1,128 @@
+package node
+
+import (
+	"context"
+	"io"
+
+	"errors"
+	"github.com/sirupsen/logrus"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/applbuild/applbuild/roles/values"
+	"github.com/applbuild/applbuild/verify/testenv"
+)
+
+// fakeMicroK8sHost stands in for snapd and MicroK8s, which need the snap
+// store's files and cannot run on this build host; the firewall check is
+// the real nft.
+type fakeMicroK8sHost struct {
+	t         *testing.T
+	nftErr    error
+	installed int
+	launch    []byte
+	images    []string
+	manifests []string
+}
+
+func (h *fakeMicroK8sHost) CheckNftables(ctx context.Context, file string) error {
+	if h.nftErr != nil {
+		return h.nftErr
+	}
+	return SystemHost{Log: testLog()}.CheckNftables(ctx, file)
+}
+func (h *fakeMicroK8sHost) LoadFirewall(context.Context) error { return nil }
+func (h *fakeMicroK8sHost) EnsureMicroK8s(_ context.Context, lc string) error {
+	b, err := os.ReadFile(lc)
+	if err != nil {
+		return err
+	}
+	h.launch = b
+	h.installed++
+	return nil
+}
+func (h *fakeMicroK8sHost) ImportImages(_ context.Context, a []string) error {
+	h.images = a
+	return nil
+}
+func (h *fakeMicroK8sHost) ApplyManifests(_ context.Context, f []string) error {
+	for _, p := range f {
+		if _, err := os.Stat(p); err != nil {
+			return err
+		}
+	}
+	h.manifests = f
+	return nil
+}
+
+func TestApplyWithFakeMicroK8sRendersChecksAndIsRepeatable(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireTool(t, "nft")
+	s, nodes := testSite(t)
+	root := t.TempDir()
+	v, sec := s.Values(nodes[0])
+	vdir := filepath.Join(root, values.Dir)
+	os.MkdirAll(vdir, 0o755)
+	sj, _ := values.Marshal(v)
+	kj, _ := values.Marshal(sec)
+	os.WriteFile(filepath.Join(vdir, values.SiteFile), sj, 0o644)
+	os.WriteFile(filepath.Join(vdir, values.SecretsFile), kj, 0o600)
+	h := &fakeMicroK8sHost{t: t}
+	o := ApplyOptions{Root: root, Host: h}
+
+	if _, err := Apply(context.Background(), o); err == nil || !strings.Contains(err.Error(), "applbuild fetch node") {
+		t.Fatalf("without carried artifacts: got %v, want a message naming `applbuild fetch node`", err)
+	}
+	art := filepath.Join(root, ArtifactsDir)
+	os.MkdirAll(art, 0o755)
+	os.WriteFile(filepath.Join(art, ImagesFile), []byte(`{"apiserver2": "`+testImages.APIServer2+`", "coredns": "docker.io/coredns/coredns@sha256:`+strings.Repeat("3", 64)+`", "traefik": "`+testImages.Traefik+`"}`), 0o644)
+
+	res, err := Apply(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Changed {
+		t.Error("first apply reports no change")
+	}
+	if _, err := ParseLaunchConfig(h.launch); err != nil {
+		t.Errorf("MicroK8s was given an invalid launch configuration: %v", err)
+	}
+	if len(h.images) != 3 || !strings.HasSuffix(h.images[1], "/images/coredns.tar") {
+		t.Errorf("sideloaded %v, want the three carried archives", h.images)
+	}
+	if len(h.manifests) != 2 || !strings.HasSuffix(h.manifests[0], TraefikFile) || !strings.HasSuffix(h.manifests[1], APIServer2File) {
+		t.Errorf("applied %v, want traefik then apiserver2", h.manifests)
+	}
+	st, err := os.Stat(filepath.Join(root, GenerationsDir, "current", LaunchConfigFile))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("launch configuration in the live generation: %v %v", st, err)
+	}
+
+	res, err = Apply(context.Background(), o)
+	if err != nil || res.Changed {
+		t.Fatalf("re-run: changed=%v err=%v; want no change", res.Changed, err)
+	}
+
+	// A ruleset the checker refuses leaves the live generation alone.
+	before, _ := os.Readlink(filepath.Join(root, GenerationsDir, "current"))
+	h.nftErr = errors.New("nft: syntax error")
+	sec2 := *sec.(*values.NodeSecrets)
+	sec2.APIKey = "another-key-for-this-test"
+	kj, _ = values.Marshal(&sec2)
+	os.WriteFile(filepath.Join(vdir, values.SecretsFile), kj, 0o600)
+	if _, err := Apply(context.Background(), o); err == nil {
+		t.Fatal("a refused ruleset was installed")
+	}
+	after, _ := os.Readlink(filepath.Join(root, GenerationsDir, "current"))
+	if before != after {
+		t.Errorf("live generation changed from %s to %s after a failed check", before, after)
+	}
+}
+
+func testLog() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}
