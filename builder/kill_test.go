@@ -31,6 +31,21 @@ func TestKilledBuildLeavesNoPartialOutput(t *testing.T) {
 			t.Fatalf("go build %s: %v\n%s", p, err, out)
 		}
 	}
+	cache, _ := os.UserCacheDir()
+	if c := os.Getenv("APPLBUILD_CACHE"); c != "" {
+		cache = c
+	} else {
+		cache = filepath.Join(cache, "applbuild")
+	}
+	workDirs := func() map[string]bool {
+		m := map[string]bool{}
+		found, _ := filepath.Glob(filepath.Join(cache, "work", "gateway-*"))
+		for _, d := range found {
+			m[d] = true
+		}
+		return m
+	}
+	var killedWork []string
 	// Kill when the qcow2's temporary file appears, 3 s into writing it,
 	// and when the vhdx's appears (the qcow2 is then complete).
 	for _, at := range []struct {
@@ -39,6 +54,7 @@ func TestKilledBuildLeavesNoPartialOutput(t *testing.T) {
 	}{{".qcow2.", 0}, {".qcow2.", 3 * time.Second}, {".vhdx.", 0}} {
 		delay := at.delay
 		out := t.TempDir()
+		before := workDirs()
 		cmd := exec.Command(filepath.Join(bin, "applbuild"), "image", "gateway", "--formats", "qcow2,vhdx", "--out", out, "--version", "kill")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
@@ -51,6 +67,13 @@ func TestKilledBuildLeavesNoPartialOutput(t *testing.T) {
 		time.Sleep(delay)
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
+		// Other tests may bake at the same time; only the folders that
+		// appeared during this build are its own.
+		for d := range workDirs() {
+			if !before[d] {
+				killedWork = append(killedWork, d)
+			}
+		}
 		for _, f := range []string{"gateway-kill.qcow2", "gateway-kill.vhdx"} {
 			p := filepath.Join(out, f)
 			if _, err := os.Stat(p); err != nil {
@@ -63,19 +86,18 @@ func TestKilledBuildLeavesNoPartialOutput(t *testing.T) {
 		t.Logf("killed %s after a %s temporary appeared: outputs %v", delay, at.marker, names(out))
 	}
 	// The work folders of killed builds are removed by the next build.
-	cache, _ := os.UserCacheDir()
-	if c := os.Getenv("APPLBUILD_CACHE"); c != "" {
-		cache = c
-	} else {
-		cache = filepath.Join(cache, "applbuild")
+	if len(killedWork) == 0 {
+		t.Fatal("the killed builds left no work folder to clean up; the test did not kill them mid-build")
 	}
 	out := t.TempDir()
 	cmd := exec.Command(filepath.Join(bin, "applbuild"), "image", "gateway", "--formats", "qcow2", "--out", out, "--version", "after")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("a build after the killed ones: %v\n%s", err, b)
 	}
-	if left, _ := filepath.Glob(filepath.Join(cache, "work", "gateway-*")); len(left) != 0 {
-		t.Errorf("work folders of killed builds are left behind: %v", left)
+	for _, d := range killedWork {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("the work folder of a killed build is left behind: %s", d)
+		}
 	}
 }
 

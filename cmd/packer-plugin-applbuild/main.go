@@ -7,6 +7,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"syscall"
 
 	"github.com/hashicorp/packer-plugin-sdk/plugin"
 	"github.com/hashicorp/packer-plugin-sdk/version"
@@ -22,11 +24,31 @@ var (
 )
 
 func main() {
+	closeInheritedFDs()
 	pps := plugin.NewSet()
 	pps.RegisterBuilder("image", new(builder.Builder))
 	pps.SetVersion(version.NewPluginVersion(pluginVersion, pluginPrerelease, ""))
 	if err := pps.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+}
+
+// closeInheritedFDs marks the descriptors Packer handed this process (beyond
+// stdin, stdout and stderr) close-on-exec. Go sets that flag on descriptors
+// it opens itself, not on inherited ones, so without this every program the
+// build runs would inherit them. mmdebstrap then gets descriptor numbers of
+// 10 and more for its apt hooks, which /bin/sh (dash) cannot redirect to.
+func closeInheritedFDs() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < 3 {
+			continue
+		}
+		syscall.CloseOnExec(fd)
 	}
 }
