@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -42,6 +43,9 @@ Examples:
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 1 {
 				return usageError{fmt.Sprintf("give one role: %s", strings.Join(roles.Names(), ", "))}
+			}
+			if os.Geteuid() != 0 {
+				return fmt.Errorf("baking an image needs root: mmdebstrap installs packages with their owners, and the image keeps them (run with sudo)")
 			}
 			c.Role = args[0]
 			c.Formats = strings.Split(formats, ",")
