@@ -2,6 +2,8 @@ package builder
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -99,11 +101,11 @@ func (stepExport) Run(ctx context.Context, st multistep.StateBag) multistep.Step
 
 func (stepExport) Cleanup(multistep.StateBag) {}
 
+// shortHash names a build by all its inputs (the root file system's and
+// the role's hashes), so any input change gives a new name.
 func shortHash(s string) string {
-	if len(s) > 10 {
-		return s[:10]
-	}
-	return s
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])[:10]
 }
 
 // copySparse copies a raw image keeping its holes, via a temporary sibling.
