@@ -49,6 +49,10 @@ type Config struct {
 	// Bundle is an offline artifact bundle (`applbuild fetch ROLE --bundle`)
 	// for roles that need artifacts from outside Debian (node).
 	Bundle string `mapstructure:"bundle"`
+	// ArtifactsLock is a lock file that replaces the role's own
+	// (roles/ROLE/artifacts.lock, embedded in the binary): for a site that
+	// pins its own artifacts, and for builds from test artifacts.
+	ArtifactsLock string `mapstructure:"artifacts_lock"`
 
 	formats   []string
 	diskSize  int64
@@ -111,13 +115,24 @@ func (c *Config) Prepare() error {
 	}
 	// A role that needs artifacts from outside Debian fails here, before
 	// any work, when they are not in the cache or the bundle.
-	if c.role != nil && artifacts.HasLock(c.Role) {
+	if c.role != nil && (artifacts.HasLock(c.Role) || c.ArtifactsLock != "") {
 		cache := c.CacheDir
 		if cache == "" {
 			cache, _ = rootfs.DefaultCacheDir()
 		}
-		l, ac, err := artifacts.Prepare(c.Role, cache, c.Bundle)
-		if err != nil {
+		var (
+			l   *artifacts.Lock
+			ac  *artifacts.Cache
+			err error
+		)
+		if c.ArtifactsLock != "" {
+			l, ac, err = artifacts.PrepareLock(c.Role, c.ArtifactsLock, cache, c.Bundle)
+		} else {
+			l, ac, err = artifacts.Prepare(c.Role, cache, c.Bundle)
+		}
+		if err != nil && c.ArtifactsLock != "" {
+			errs = append(errs, fmt.Sprintf("artifacts_lock %s: %v", c.ArtifactsLock, err))
+		} else if err != nil {
 			errs = append(errs, fmt.Sprintf("role %s needs its pinned artifacts (snaps, container images): %v; get them with `applbuild fetch %s` on a machine that reaches the snap store and registries, or pass --bundle FILE", c.Role, err, c.Role))
 		} else {
 			c.artifacts, c.artCache = l, ac

@@ -28,6 +28,7 @@ type FlatConfig struct {
 	AgentPath           *string           `mapstructure:"agent_path" cty:"agent_path" hcl:"agent_path"`
 	KeepWorkDir         *bool             `mapstructure:"keep_work_dir" cty:"keep_work_dir" hcl:"keep_work_dir"`
 	Bundle              *string           `mapstructure:"bundle" cty:"bundle" hcl:"bundle"`
+	ArtifactsLock       *string           `mapstructure:"artifacts_lock" cty:"artifacts_lock" hcl:"artifacts_lock"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -60,6 +61,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"agent_path":                 &hcldec.AttrSpec{Name: "agent_path", Type: cty.String, Required: false},
 		"keep_work_dir":              &hcldec.AttrSpec{Name: "keep_work_dir", Type: cty.Bool, Required: false},
 		"bundle":                     &hcldec.AttrSpec{Name: "bundle", Type: cty.String, Required: false},
+		"artifacts_lock":             &hcldec.AttrSpec{Name: "artifacts_lock", Type: cty.String, Required: false},
 	}
 	return s
 }

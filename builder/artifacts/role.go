@@ -36,6 +36,28 @@ func Prepare(role, cacheDir, bundle string) (*Lock, *Cache, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	return prepare(l, cacheDir, bundle)
+}
+
+// PrepareLock is Prepare with a lock file on disk in place of the role's
+// embedded one: a site that pins its own artifacts, or a build from test
+// artifacts. The lock must belong to role, so a gateway build cannot pick
+// up a node's artifacts by mistake.
+func PrepareLock(role, lockPath, cacheDir, bundle string) (*Lock, *Cache, error) {
+	l, err := LoadLock(lockPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("artifacts lock: %w", err)
+	}
+	if l.Role != role {
+		return nil, nil, fmt.Errorf("artifacts lock %s is for role %s, not %s; give the lock of role %s", lockPath, l.Role, role, role)
+	}
+	if !HasLock(role) {
+		return nil, nil, fmt.Errorf("role %q takes no artifacts from outside the Debian archive, so it takes no artifacts lock; roles with an artifacts lock: node", role)
+	}
+	return prepare(l, cacheDir, bundle)
+}
+
+func prepare(l *Lock, cacheDir, bundle string) (*Lock, *Cache, error) {
 	if err := l.RequirePinned(); err != nil {
 		return nil, nil, err
 	}

@@ -38,6 +38,7 @@ Examples:
 			fs.StringVar(&c.Mirror, "mirror", "", "Debian mirror replacing the role file's URIs (URI or FROM=TO,...)")
 			fs.StringVar(&c.AgentPath, "agent", "", "the appliance agent binary (default: appliance beside applbuild)")
 			fs.StringVar(&c.Bundle, "bundle", "", "offline artifact bundle for roles that need one (node): applbuild fetch node --bundle FILE")
+			fs.StringVar(&c.ArtifactsLock, "artifacts-lock", "", "artifacts lock replacing the role's own (roles/ROLE/artifacts.lock); the bundle must match it")
 			fs.BoolVar(&c.KeepWorkDir, "keep-work-dir", false, "keep the tree and raw disk for debugging (until the next build)")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
