@@ -44,8 +44,12 @@ lint:
 	$(GO) vet ./...
 	@out="$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# bench: every measured figure (build times, sizes, boots, seed ISO time,
+# JA4 cost) into docs/benchmarks.md, raw samples in dist/bench/results.json.
+# Needs root (mmdebstrap) and the tools of `make deps`; about 45 minutes on
+# a 2-core machine under TCG. BENCH_FLAGS passes more, e.g. --boot-runs 3.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 100x ./seeds/
+	CGO_ENABLED=0 $(GO) run ./verify/bench/cmd/applbuild-bench --doc docs/benchmarks.md --data dist/bench/results.json $(BENCH_FLAGS)
 
 # TLS handshakes per second through HAProxy with JA4 on and off (same
 # config otherwise), alternating rounds in one run: medians and their ratio.

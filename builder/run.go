@@ -48,6 +48,7 @@ func removeStaleWork(dir string, log logrus.FieldLogger) {
 // Steps returns the build's steps in order, each timed in the log.
 func Steps() []multistep.Step {
 	return []multistep.Step{
+		stepUptodate{},
 		timed{"rootfs", stepRootfs{}},
 		timed{"tree", stepTree{}},
 		timed{"role", stepRole{}},

@@ -3,8 +3,6 @@ package builder
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
@@ -41,7 +39,8 @@ func roleImage(name string) (roles.Image, error) {
 // links and units into the tree, so the first boot runs: cloud-init writes
 // /etc/appliance, the agent renders and validates, the services start.
 //
-// Uses: config, tree. Puts: role_hash (covers everything it installed).
+// Uses: config, tree. Puts: role_hash (roleInputsHash: everything it
+// installs, and the builder itself).
 type stepRole struct{}
 
 func (stepRole) Run(ctx context.Context, st multistep.StateBag) multistep.StepAction {
@@ -51,13 +50,10 @@ func (stepRole) Run(ctx context.Context, st multistep.StateBag) multistep.StepAc
 	if err != nil {
 		return halt(st, "%v", err)
 	}
-	h := sha256.New()
 	agent, err := os.ReadFile(c.AgentPath)
 	if err != nil {
 		return halt(st, "reading the agent: %v", err)
 	}
-	fmt.Fprintf(h, "agent %d\n", len(agent))
-	h.Write(agent)
 	files := []roles.File{{Path: AgentPath, Mode: 0o755, Data: agent}}
 	err = fs.WalkDir(img.Files, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -75,10 +71,6 @@ func (stepRole) Run(ctx context.Context, st multistep.StateBag) multistep.StepAc
 	}
 	files = append(files, img.Extra...)
 	for _, f := range files {
-		if f.Path != AgentPath {
-			fmt.Fprintf(h, "file %s %o %d\n", f.Path, f.Mode, len(f.Data))
-			h.Write(f.Data)
-		}
 		if err := writeInTree(tree, f); err != nil {
 			return halt(st, "installing %s: %v", f.Path, err)
 		}
@@ -94,7 +86,6 @@ func (stepRole) Run(ctx context.Context, st multistep.StateBag) multistep.StepAc
 		if l == "/usr/bin/hainfo" {
 			target = "appliance"
 		}
-		fmt.Fprintf(h, "link %s %s\n", l, target)
 		p := filepath.Join(tree, l)
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		os.Remove(p)
@@ -102,15 +93,11 @@ func (stepRole) Run(ctx context.Context, st multistep.StateBag) multistep.StepAc
 			return halt(st, "linking %s: %v", l, err)
 		}
 	}
-	fmt.Fprintf(h, "enable %v disable %v\n", img.Enable, img.Disable)
 	if c.artifacts != nil {
 		// Snaps, assertions and container images, verified by digest.
 		if err := artifacts.Install(c.artCache, c.artifacts, tree); err != nil {
 			return halt(st, "installing the role's artifacts: %v", err)
 		}
-		lock, _ := c.artifacts.Marshal()
-		fmt.Fprintf(h, "artifacts %d\n", len(lock))
-		h.Write(lock)
 	}
 	log := st.Get(stateLog).(logrus.FieldLogger)
 	if len(img.Enable) > 0 {
@@ -123,7 +110,13 @@ func (stepRole) Run(ctx context.Context, st multistep.StateBag) multistep.StepAc
 			return halt(st, "%v", err)
 		}
 	}
-	st.Put(stateRoleHash, hex.EncodeToString(h.Sum(nil)))
+	// One definition of the role's inputs, shared with the up-to-date
+	// check, so the two cannot disagree.
+	hash, err := roleInputsHash(c)
+	if err != nil {
+		return halt(st, "%v", err)
+	}
+	st.Put(stateRoleHash, hash)
 	return multistep.ActionContinue
 }
 
