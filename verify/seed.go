@@ -87,15 +87,8 @@ func ReadSeed(isoPath string) (*Seed, error) {
 	for _, wf := range ud.WriteFiles {
 		switch wf.Path {
 		case path.Join(values.Dir, values.SiteFile):
-			dir, err := os.MkdirTemp("", "seed-values-")
-			if err != nil {
+			if s.Site, err = values.ParseSite(isoPath+": "+wf.Path, []byte(wf.Content)); err != nil {
 				return nil, err
-			}
-			os.WriteFile(path.Join(dir, values.SiteFile), []byte(wf.Content), 0o600)
-			s.Site, err = values.LoadSite(dir)
-			os.RemoveAll(dir)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", isoPath, err)
 			}
 		case path.Join(values.Dir, values.ServerPEMFile):
 			rest := []byte(wf.Content)

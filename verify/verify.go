@@ -149,7 +149,6 @@ func Boot(ctx context.Context, o Options) (*Report, error) {
 	}
 	r.VM = vm
 	r.Accel, r.CPUModel, r.Attempts, r.SerialLog = vm.Accel, vm.CPUModel, len(vm.Attempts), vm.SerialLog
-	start := time.Now()
 	for _, want := range []struct{ event, name string }{
 		{qemu.EventBootloader, "firmware"}, {qemu.EventKernel, "kernel"}, {qemu.EventSystemd, "systemd"},
 		{qemu.EventCloudInit + ":init-local", "cloud-init"}, {qemu.EventReady, "agent"},
@@ -175,7 +174,6 @@ func Boot(ctx context.Context, o Options) (*Report, error) {
 	r.add("hostname", lerr == nil && bytes.Contains(console, []byte(seed.Hostname+" login:")), fmt.Sprintf("console login prompt for %q", seed.Hostname))
 	failed := failedUnits.FindAll(cleanConsole(console), -1)
 	r.add("units", len(failed) == 0, fmt.Sprintf("%d failed units on the console %s", len(failed), strings.Join(toStrings(failed), "; ")))
-	_ = start
 	return r, nil
 }
 

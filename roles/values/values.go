@@ -188,24 +188,34 @@ func Marshal(v any) ([]byte, error) {
 
 // LoadSite reads and checks site.json from dir.
 func LoadSite(dir string) (*Site, error) {
+	p := filepath.Join(dir, SiteFile)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSite(p, b)
+}
+
+// ParseSite checks the content of a site.json; name is used in errors.
+func ParseSite(name string, data []byte) (*Site, error) {
 	var s Site
-	if err := readJSON(filepath.Join(dir, SiteFile), &s); err != nil {
+	if err := decodeJSON(name, data, &s); err != nil {
 		return nil, err
 	}
 	if s.Format != Format {
-		return nil, fmt.Errorf("%s: format %d is not supported; this agent reads format %d (rebuild the seed with a matching applbuild)", filepath.Join(dir, SiteFile), s.Format, Format)
+		return nil, fmt.Errorf("%s: format %d is not supported; this agent reads format %d (rebuild the seed with a matching applbuild)", name, s.Format, Format)
 	}
 	switch s.Role {
 	case RoleGateway:
 		if s.Gateway == nil {
-			return nil, fmt.Errorf("%s: role gateway needs a \"gateway\" object", filepath.Join(dir, SiteFile))
+			return nil, fmt.Errorf("%s: role gateway needs a \"gateway\" object", name)
 		}
 	case RoleNode:
 		if s.Node == nil {
-			return nil, fmt.Errorf("%s: role node needs a \"node\" object", filepath.Join(dir, SiteFile))
+			return nil, fmt.Errorf("%s: role node needs a \"node\" object", name)
 		}
 	default:
-		return nil, fmt.Errorf("%s: role %q is not one of gateway, node", filepath.Join(dir, SiteFile), s.Role)
+		return nil, fmt.Errorf("%s: role %q is not one of gateway, node", name, s.Role)
 	}
 	return &s, nil
 }
@@ -229,6 +239,10 @@ func readJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
+	return decodeJSON(path, b, v)
+}
+
+func decodeJSON(path string, b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
