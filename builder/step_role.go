@@ -55,19 +55,14 @@ func (stepRole) Run(ctx context.Context, st multistep.StateBag) multistep.StepAc
 		return halt(st, "reading the agent: %v", err)
 	}
 	files := []roles.File{{Path: AgentPath, Mode: 0o755, Data: agent}}
-	err = fs.WalkDir(img.Files, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(img.Files, p)
+	base := roles.BaseImage()
+	// The base first, so that a role's file of the same path wins.
+	for _, tree := range []fs.FS{base.Files, img.Files} {
+		fsFiles, err := treeFiles(tree)
 		if err != nil {
-			return err
+			return halt(st, "role files: %v", err)
 		}
-		files = append(files, roles.File{Path: "/" + p, Mode: 0o644, Data: b})
-		return nil
-	})
-	if err != nil {
-		return halt(st, "role files: %v", err)
+		files = append(files, fsFiles...)
 	}
 	files = append(files, img.Extra...)
 	for _, f := range files {
@@ -110,6 +105,11 @@ func (stepRole) Run(ctx context.Context, st multistep.StateBag) multistep.StepAc
 			return halt(st, "%v", err)
 		}
 	}
+	if mask := append(append([]string(nil), base.Mask...), img.Mask...); len(mask) > 0 {
+		if err := systemctlRoot(ctx, log, tree, append([]string{"mask"}, mask...)...); err != nil {
+			return halt(st, "%v", err)
+		}
+	}
 	// One definition of the role's inputs, shared with the up-to-date
 	// check, so the two cannot disagree.
 	hash, err := roleInputsHash(c)
@@ -121,6 +121,24 @@ func (stepRole) Run(ctx context.Context, st multistep.StateBag) multistep.StepAc
 }
 
 func (stepRole) Cleanup(multistep.StateBag) {}
+
+// treeFiles lists the regular files of an image tree as files to install
+// (mode 0644; Image.Extra carries other modes).
+func treeFiles(tree fs.FS) ([]roles.File, error) {
+	var files []roles.File
+	err := fs.WalkDir(tree, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(tree, p)
+		if err != nil {
+			return err
+		}
+		files = append(files, roles.File{Path: "/" + p, Mode: 0o644, Data: b})
+		return nil
+	})
+	return files, err
+}
 
 // writeInTree writes f under tree, refusing paths that leave it.
 func writeInTree(tree string, f roles.File) error {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 )
@@ -27,7 +28,7 @@ type stepSeal struct{}
 
 func (stepSeal) Run(ctx context.Context, st multistep.StateBag) multistep.StepAction {
 	tree := st.Get(stateTree).(string)
-	if err := seal(tree); err != nil {
+	if err := Seal(tree); err != nil {
 		return halt(st, "sealing: %v", err)
 	}
 	return multistep.ActionContinue
@@ -35,7 +36,9 @@ func (stepSeal) Run(ctx context.Context, st multistep.StateBag) multistep.StepAc
 
 func (stepSeal) Cleanup(multistep.StateBag) {}
 
-func seal(tree string) error {
+// Seal seals a root file system tree in place, as the image builder does
+// before writing the disk.
+func Seal(tree string) error {
 	in := func(p string) string { return filepath.Join(tree, p) }
 	// An empty machine-id makes systemd generate a new one at first boot
 	// (and treat the boot as the first: units' presets apply).
@@ -85,7 +88,46 @@ func seal(tree string) error {
 	// provides the stub at boot.
 	os.Remove(in("/etc/resolv.conf"))
 	os.Symlink("../run/systemd/resolve/stub-resolv.conf", in("/etc/resolv.conf"))
-	return lockPasswords(in("/etc/shadow"))
+	if err := lockPasswords(in("/etc/shadow")); err != nil {
+		return err
+	}
+	return markUpdated(tree)
+}
+
+// markUpdated records that /etc and /var are current with /usr, as
+// systemd-update-done does after a boot. Without the stamps every clone's
+// first boot rebuilds what the build already made (ldconfig's cache, the
+// hardware database, the journal catalog, system users): seconds of work
+// under ConditionNeedsUpdate for nothing. The stamp's time is /usr's own
+// modification time, in the file and as its mtime, so the condition finds
+// them equal; the finished disk keeps both (mke2fs -d copies mtimes).
+func markUpdated(tree string) error {
+	usr, err := os.Stat(filepath.Join(tree, "usr"))
+	if err != nil {
+		return err
+	}
+	// What the stamp vouches for must exist: the packages' triggers built
+	// the linker cache during the build.
+	if _, err := os.Stat(filepath.Join(tree, "etc/ld.so.cache")); err != nil {
+		return fmt.Errorf("no /etc/ld.so.cache in the tree: the dynamic linker cache was not built")
+	}
+	// Whole seconds, set on /usr too: mke2fs -d may drop nanoseconds, and
+	// the stamp must agree with /usr on the finished disk.
+	t := usr.ModTime().Truncate(time.Second)
+	if err := os.Chtimes(filepath.Join(tree, "usr"), t, t); err != nil {
+		return err
+	}
+	body := fmt.Sprintf("# Written when the image was sealed: /etc and /var are current with /usr\n# (see systemd-update-done.service(8)).\nTIMESTAMP_NSEC=%d\n", t.UnixNano())
+	for _, dir := range []string{"etc", "var"} {
+		p := filepath.Join(tree, dir, ".updated")
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			return err
+		}
+		if err := os.Chtimes(p, t, t); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lockPasswords replaces every password field that could authenticate

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf16"
 )
 
@@ -106,4 +109,50 @@ func (r *RawImage) ReadDir(p string) ([]Entry, error) {
 func (r *RawImage) Dump(p, dest string) error {
 	_, err := r.debugfs(fmt.Sprintf("dump %s %s", p, dest))
 	return err
+}
+
+// Inode is what debugfs's stat says about one path.
+type Inode struct {
+	// Type is debugfs's word: regular, directory, symlink, ...
+	Type string
+	// ModTime is the modification time, to the nanosecond the file system
+	// kept.
+	ModTime time.Time
+	// LinkTarget is a short symbolic link's target (one kept in the inode,
+	// as links to /dev/null are); empty for others.
+	LinkTarget string
+}
+
+var (
+	statType  = regexp.MustCompile(`Type: (\S+)`)
+	statMtime = regexp.MustCompile(`(?m)^\s*mtime: 0x([0-9a-f]+)(?::([0-9a-f]+))?`)
+	statLink  = regexp.MustCompile(`Fast link dest: "([^"]*)"`)
+)
+
+// Stat describes a path without following a final symbolic link;
+// os.ErrNotExist if absent.
+func (r *RawImage) Stat(p string) (Inode, error) {
+	out, err := r.debugfs("stat " + p)
+	if err != nil {
+		return Inode{}, err
+	}
+	var in Inode
+	if m := statType.FindSubmatch(out); m != nil {
+		in.Type = string(m[1])
+	}
+	m := statMtime.FindSubmatch(out)
+	if m == nil {
+		return Inode{}, fmt.Errorf("debugfs stat %s: no mtime in %q", p, out)
+	}
+	sec, _ := strconv.ParseUint(string(m[1]), 16, 64)
+	var extra uint64
+	if len(m[2]) > 0 {
+		extra, _ = strconv.ParseUint(string(m[2]), 16, 64)
+	}
+	// ext4's extra time field: two epoch bits, then nanoseconds << 2.
+	in.ModTime = time.Unix(int64(int32(uint32(sec)))+int64(extra&3)<<32, int64(extra>>2))
+	if m := statLink.FindSubmatch(out); m != nil {
+		in.LinkTarget = string(m[1])
+	}
+	return in, nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sirupsen/logrus"
+	"gopkg.in/yaml.v3"
 
 	"github.com/applbuild/applbuild/builder"
 	"github.com/applbuild/applbuild/builder/artifacts"
@@ -367,6 +368,7 @@ func checkSealedImage(t *testing.T, img *verify.RawImage) {
 	if err != nil || string(ds) != "datasource_list: [ NoCloud, None ]\n" {
 		t.Errorf("datasource config %q (%v)", ds, err)
 	}
+	checkFirstBootTrimmed(t, img)
 	shadow, err := img.ReadFile("/etc/shadow")
 	if err != nil || len(shadow) == 0 {
 		t.Fatalf("reading /etc/shadow: %v", err)
@@ -375,6 +377,65 @@ func checkSealedImage(t *testing.T, img *verify.RawImage) {
 		f := strings.Split(l, ":")
 		if len(f) < 2 || !(strings.HasPrefix(f[1], "!") || f[1] == "*") {
 			t.Errorf("account %s can log in with a password (%q)", f[0], f[1])
+		}
+	}
+}
+
+// checkFirstBootTrimmed checks what keeps work out of every clone's first
+// boot: /etc and /var stamped as current with /usr (so ldconfig, the hwdb
+// and the journal catalog are not rebuilt; systemd compares the stamp
+// with /usr's mtime), the units no appliance needs masked, and cloud-init
+// limited to the modules the seed uses.
+func checkFirstBootTrimmed(t *testing.T, img *verify.RawImage) {
+	t.Helper()
+	usr, err := img.Stat("/usr")
+	if err != nil {
+		t.Fatalf("stat /usr: %v", err)
+	}
+	for _, p := range []string{"/etc/.updated", "/var/.updated"} {
+		st, err := img.Stat(p)
+		if err != nil {
+			t.Errorf("%s: %v; without it the first boot rebuilds the linker cache and more", p, err)
+			continue
+		}
+		if st.ModTime.Before(usr.ModTime) {
+			t.Errorf("%s is older (%s) than /usr (%s): systemd would treat /etc or /var as out of date", p, st.ModTime, usr.ModTime)
+		}
+		// systemd reads the line only when the file system kept no
+		// nanoseconds for the stamp but did for /usr; it must be right
+		// then too.
+		body, _ := img.ReadFile(p)
+		if want := fmt.Sprintf("TIMESTAMP_NSEC=%d\n", usr.ModTime.UnixNano()); !strings.Contains(string(body), want) {
+			t.Errorf("%s says %q; want the line %q", p, body, want)
+		}
+	}
+	for _, unit := range []string{"systemd-binfmt.service", "e2scrub_reap.service"} {
+		st, err := img.Stat("/etc/systemd/system/" + unit)
+		if err != nil || st.LinkTarget != "/dev/null" {
+			t.Errorf("%s is not masked (%+v, %v)", unit, st, err)
+		}
+	}
+	cfg, err := img.ReadFile("/etc/cloud/cloud.cfg.d/90-appliance.cfg")
+	if err != nil {
+		t.Fatalf("cloud-init's appliance configuration: %v", err)
+	}
+	var mods struct {
+		Init   []string `yaml:"cloud_init_modules"`
+		Config []string `yaml:"cloud_config_modules"`
+		Final  []string `yaml:"cloud_final_modules"`
+	}
+	if err := yaml.Unmarshal(cfg, &mods); err != nil {
+		t.Fatalf("90-appliance.cfg: %v", err)
+	}
+	all := strings.Join(append(append(mods.Init, mods.Config...), mods.Final...), " ")
+	for _, need := range []string{"write_files", "users_groups", "ssh", "set_hostname", "growpart"} {
+		if !strings.Contains(" "+all+" ", " "+need+" ") {
+			t.Errorf("cloud-init module %s, which the seed needs, is not in the image's lists (%s)", need, all)
+		}
+	}
+	for _, never := range []string{"runcmd", "package_update_upgrade_install", "apt_configure", "snap", "ntp"} {
+		if strings.Contains(" "+all+" ", " "+never+" ") {
+			t.Errorf("cloud-init module %s runs at boot; an appliance changes by a new image", never)
 		}
 	}
 }

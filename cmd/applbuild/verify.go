@@ -23,12 +23,17 @@ seed's site network, so the VM keeps its site address, and the VM's service
 port is forwarded to 127.0.0.1 only. KVM is used when a guest really boots
 with it, otherwise TCG. A kernel panic or hang is detected and retried a
 bounded number of times. Then it probes: the agent's ready marker, the
-hostname, the site's certificate on HTTPS, the first 200 through a backend
-(the seed's backends must be reachable from the VM: the site's gateway
-address is this host), and failed units on the console.
+hostname and failed units on the console, and
+  gateway: the site's certificate on HTTPS and the first 200 through a
+           backend (the seed's backends must be reachable from the VM: the
+           site's gateway address is this host);
+  node:    the first 200 of the health path through Traefik on the ingress
+           port (the node's firewall must admit the site router's address,
+           e.g. through a management network).
 
-Example:
-  applbuild verify dist/images/gateway-*.qcow2 --seed dist/seeds/bank1/gw1.iso`,
+Examples:
+  applbuild verify dist/images/gateway-*.qcow2 --seed dist/seeds/bank1/gw1.iso
+  applbuild verify dist/images/node-*.qcow2 --seed dist/seeds/bank1/node1.iso --serve-timeout 10m`,
 		flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&o.Seed, "seed", "", "the VM's seed ISO (required)")
 			fs.StringVar(&o.Accel, "accel", "auto", "auto, kvm or tcg")

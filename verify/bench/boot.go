@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"github.com/applbuild/applbuild/builder"
 	"io"
 	"math/big"
 	"net"
@@ -420,7 +421,7 @@ func buildInstallBase(ctx context.Context, work, cache string, log logrus.FieldL
 		return "", "", err
 	}
 	spec = spec.WithMirrors(ms)
-	desc := fmt.Sprintf("%s (%s) with the gateway role's sources and pins and its package list minus %s: %s; no role files, no agent; sealed like the gateway (empty machine-id, no SSH host keys, no cloud-init state, no apt lists, datasource NoCloud)",
+	desc := fmt.Sprintf("%s (%s) with the gateway role's sources and pins and its package list minus %s: %s; no role files, no agent; sealed by the gateway's own seal (empty machine-id, no SSH host keys, no cloud-init state, no apt lists, datasource NoCloud, passwords locked, /etc and /var marked current) but none of the role's boot trimming",
 		spec.Suite, spec.Variant, strings.Join(removedForInstall, ", "), strings.Join(kept, " "))
 	log.Info("building the install-at-first-boot base image")
 	tar, err := rootfs.Build(ctx, spec, cache)
@@ -432,7 +433,7 @@ func buildInstallBase(ctx context.Context, work, cache string, log logrus.FieldL
 	if err := rootfs.Extract(ctx, tar, tree); err != nil {
 		return "", desc, err
 	}
-	if err := sealBase(tree); err != nil {
+	if err := builder.Seal(tree); err != nil {
 		return "", desc, err
 	}
 	raw := filepath.Join(work, "base.raw")
@@ -445,36 +446,6 @@ func buildInstallBase(ctx context.Context, work, cache string, log logrus.FieldL
 		return "", desc, err
 	}
 	return out, desc, nil
-}
-
-// sealBase removes from the base tree what the gateway's seal removes, so
-// both first boots do the same identity work (machine-id, host keys).
-func sealBase(tree string) error {
-	in := func(p string) string { return filepath.Join(tree, p) }
-	if err := os.WriteFile(in("/etc/machine-id"), nil, 0o444); err != nil {
-		return err
-	}
-	for _, glob := range []string{"/etc/ssh/ssh_host_*", "/var/lib/cloud/*", "/var/log/cloud-init*", "/var/lib/apt/lists/*",
-		"/var/cache/apt/*.bin", "/var/lib/systemd/random-seed", "/var/lib/dbus/machine-id"} {
-		m, _ := filepath.Glob(in(glob))
-		for _, p := range m {
-			if filepath.Base(p) == "partial" || filepath.Base(p) == "lock" {
-				continue
-			}
-			if err := os.RemoveAll(p); err != nil {
-				return err
-			}
-		}
-	}
-	if err := os.MkdirAll(in("/etc/cloud/cloud.cfg.d"), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(in("/etc/cloud/cloud.cfg.d/99-datasource.cfg"), []byte("datasource_list: [ NoCloud, None ]\n"), 0o644); err != nil {
-		return err
-	}
-	os.WriteFile(in("/etc/hostname"), []byte("localhost\n"), 0o644)
-	os.Remove(in("/etc/resolv.conf"))
-	return os.Symlink("../run/systemd/resolve/stub-resolv.conf", in("/etc/resolv.conf"))
 }
 
 func contains(list []string, s string) bool {
