@@ -26,6 +26,10 @@ type Seed struct {
 	CertPEM []byte
 	// MAC is the NIC MAC the network config matches, if any.
 	MAC string
+	// SSHUser is the operator account the seed creates, with its
+	// authorised keys.
+	SSHUser string
+	SSHKeys []string
 }
 
 // ReadSeed reads a NoCloud seed ISO as cloud-init would.
@@ -67,11 +71,18 @@ func ReadSeed(isoPath string) (*Seed, error) {
 			Path    string `yaml:"path"`
 			Content string `yaml:"content"`
 		} `yaml:"write_files"`
+		Users []struct {
+			Name string   `yaml:"name"`
+			Keys []string `yaml:"ssh_authorized_keys"`
+		} `yaml:"users"`
 	}
 	if err := yaml.Unmarshal(files["user-data"], &ud); err != nil {
 		return nil, fmt.Errorf("%s: user-data: %w", isoPath, err)
 	}
 	s := &Seed{InstanceID: md.InstanceID, Hostname: md.LocalHostname}
+	if len(ud.Users) > 0 {
+		s.SSHUser, s.SSHKeys = ud.Users[0].Name, ud.Users[0].Keys
+	}
 	var nc struct {
 		Network struct {
 			Ethernets map[string]struct {

@@ -1,13 +1,18 @@
 package bench
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/applbuild/applbuild/verify"
+	"github.com/applbuild/applbuild/verify/testenv"
 )
 
 func TestMedianOddEvenAndEmpty(t *testing.T) {
@@ -102,16 +107,27 @@ func TestConsoleRecorderTimestampsLinesAsWritten(t *testing.T) {
 }
 
 // The site the boot benchmark seeds is valid and its ISO reads back as the
-// gateway with the host backend.
+// gateway with the host backend, and the analysis key is the operator's.
 func TestBenchSiteSeedIsAValidGatewaySeed(t *testing.T) {
+	testenv.RequireTool(t, "ssh-keygen")
 	dir := t.TempDir()
-	iso, netcfg, err := siteSeed(dir, 8443)
+	key, pub, err := benchKey(context.Background(), dir, logrus.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("private key %s: %v, mode %v; ssh refuses a key others can read", key, err, fi.Mode())
+	}
+	iso, netcfg, err := siteSeed(dir, 8443, pub)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s, err := verify.ReadSeed(iso)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if s.SSHUser == "" || len(s.SSHKeys) != 1 || s.SSHKeys[0] != pub {
+		t.Errorf("the seed's operator %q has keys %q; want only the analysis key %q", s.SSHUser, s.SSHKeys, pub)
 	}
 	if s.Hostname != "gwbench" || s.Site.Gateway == nil || s.MAC != "52:54:00:0a:00:0f" {
 		t.Errorf("seed: hostname %q, gateway %v, MAC %q", s.Hostname, s.Site.Gateway != nil, s.MAC)
@@ -145,5 +161,30 @@ func TestMarkdownJudgesTargetsAndSaysWhatIsMissing(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("document lacks %q", want)
 		}
+	}
+}
+
+// The guest's own analysis reaches the document, bounded, and a failed
+// analysis says why instead of vanishing.
+func TestMarkdownShowsTheGuestAnalysis(t *testing.T) {
+	var blame []string
+	for i := 50; i > 0; i-- {
+		blame = append(blame, fmt.Sprintf("%d.000s unit%d.service", i, i))
+	}
+	r := &Results{Boot: &BootResult{Seeded: []BootRun{{Total: 90}}, Where: &Timeline{Guest: []GuestReport{
+		{Command: "systemd-analyze blame --no-pager", Output: strings.Join(blame, "\n") + "\n"},
+	}}}}
+	md := Markdown(r)
+	for _, want := range []string{"`systemd-analyze blame --no-pager` (first 40 of 50 lines):", "50.000s unit50.service", "11.000s unit11.service"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("document lacks %q", want)
+		}
+	}
+	if strings.Contains(md, "10.000s unit10.service") {
+		t.Error("the document shows more than 40 lines of the blame")
+	}
+	r.Boot.Where = &Timeline{GuestError: "in the guest: ssh: connection refused"}
+	if md := Markdown(r); !strings.Contains(md, "**The analysis in the guest failed:** in the guest: ssh: connection refused") {
+		t.Error("a failed guest analysis is not reported")
 	}
 }

@@ -50,20 +50,20 @@ type BuildOptions struct {
 	// Work holds the cold cache, the agents and the outputs; the caller
 	// removes it.
 	Work string
-	// RoleChangeRuns and NoChangeRuns are how many of each to time; the
-	// cold build runs once (it needs an empty cache each time).
-	RoleChangeRuns, NoChangeRuns int
+	// ColdRuns, RoleChangeRuns and NoChangeRuns are how many of each to
+	// time; each cold build gets an empty cache of its own.
+	ColdRuns, RoleChangeRuns, NoChangeRuns int
 	// Repo is the module root, where the agent is built from.
 	Repo string
 }
 
-// MeasureBuilds times the gateway builds: one cold (empty cache), then
+// MeasureBuilds times the gateway builds: ColdRuns cold (empty cache), then
 // RoleChangeRuns builds each with an agent of another version (which
 // changes the role hash as editing a role file does), then NoChangeRuns
 // rebuilds of the last one. Sizes come from the cold build's outputs.
 func MeasureBuilds(ctx context.Context, o BuildOptions, log logrus.FieldLogger) *BuildResult {
 	r := &BuildResult{}
-	cache := filepath.Join(o.Work, "cache")
+	cache := ""
 	out := filepath.Join(o.Work, "images")
 	build := func(version string) (*builder.Result, float64, map[string]float64, error) {
 		agent := filepath.Join(o.Work, "agents", "appliance-"+version)
@@ -82,22 +82,37 @@ func MeasureBuilds(ctx context.Context, o BuildOptions, log logrus.FieldLogger) 
 		res, err := builder.Run(ctx, c, l)
 		return res, time.Since(start).Seconds(), steps.m, err
 	}
-	res, d, steps, err := build("bench-cold")
-	if err != nil {
-		r.Error = fmt.Sprintf("cold build: %v", err)
-		return r
+	var res *builder.Result
+	for i := 0; i < max(o.ColdRuns, 1); i++ {
+		// A new empty cache each time; the previous one goes, and the
+		// warm builds below use the last.
+		if cache != "" {
+			os.RemoveAll(cache)
+		}
+		cache = filepath.Join(o.Work, fmt.Sprintf("cache-%d", i+1))
+		var d float64
+		var steps map[string]float64
+		var err error
+		res, d, steps, err = build(fmt.Sprintf("bench-cold-%d", i+1))
+		if err != nil {
+			r.Error = fmt.Sprintf("cold build: %v", err)
+			return r
+		}
+		r.Cold = append(r.Cold, d)
+		if i == 0 {
+			r.ColdSteps = steps
+		}
+		log.Infof("cold build %d: %.1fs", i+1, d)
 	}
-	r.Cold, r.ColdSteps = append(r.Cold, d), steps
-	log.Infof("cold build: %.1fs", d)
 	if err := r.readSizes(res); err != nil {
 		r.Error = err.Error()
 		return r
 	}
 	r.Image, r.Manifest = res.Outputs[0].Path, res.Manifest
-	last := "bench-cold"
+	last := ""
 	for i := 0; i < o.RoleChangeRuns; i++ {
 		last = fmt.Sprintf("bench-role-%d", i+1)
-		res, d, steps, err = build(last)
+		res, d, steps, err := build(last)
 		if err != nil {
 			r.Error = fmt.Sprintf("role change build: %v", err)
 			return r
@@ -109,8 +124,9 @@ func MeasureBuilds(ctx context.Context, o BuildOptions, log logrus.FieldLogger) 
 		r.Image, r.Manifest = res.Outputs[0].Path, res.Manifest
 		log.Infof("role change build %d: %.1fs", i+1, d)
 	}
-	for i := 0; i < o.NoChangeRuns; i++ {
-		if _, d, _, err = build(last); err != nil {
+	for i := 0; i < o.NoChangeRuns && last != ""; i++ {
+		_, d, _, err := build(last)
+		if err != nil {
 			r.Error = fmt.Sprintf("no-change build: %v", err)
 			return r
 		}

@@ -96,7 +96,7 @@ func Markdown(r *Results) string {
 	w("\n")
 
 	w("## 1. Gateway image build time\n\n")
-	w("`builder.Run` in-process, formats qcow2 and vhdx, with an empty cache folder of its own for the cold build. A role change is a build with an agent built with another `-X main.version`, which changes the role hash as an edit of a role file does; no change rebuilds the last role-change build's exact inputs (the builder's up-to-date check stops it before the rootfs step).\n\n")
+	w("`builder.Run` in-process, formats qcow2 and vhdx, with an empty cache folder of its own for each cold build (the step times are the first one's). A role change is a build with an agent built with another `-X main.version`, which changes the role hash as an edit of a role file does; no change rebuilds the last role-change build's exact inputs (the builder's up-to-date check stops it before the rootfs step).\n\n")
 	if bd.Error != "" {
 		w("**Not completed:** %s\n\n", bd.Error)
 	}
@@ -154,7 +154,8 @@ func Markdown(r *Results) string {
 	w("| c/b | %s | %s | ≥ 3 |\n\n", list(Ratios(bt.Install, bt.Seeded)), med(Ratios(bt.Install, bt.Seeded)))
 	if t := bt.Where; t != nil {
 		w("### Where the seeded boot spends its time\n\n")
-		w("From the console of the first seeded boot, each line timestamped as it appeared (systemd-analyze needs a login; these are its console equivalents).\n\n")
+		w("Cut from every appliance's first boot already (`roles/base`, `builder.Seal`): `/etc/.updated` and `/var/.updated` stamped at sealing, so `ldconfig`, the hardware database, the journal catalog and `systemd-sysusers` are not rebuilt (ConditionNeedsUpdate); `systemd-binfmt` and `e2scrub_reap` masked; cloud-init runs only the modules the seed uses (no config-stage modules, three final ones); the agent starts after cloud-init's network stage instead of waiting for the config stage. The install-at-first-boot image (c) is sealed the same way but keeps Debian's default cloud-init modules, which its `runcmd` needs.\n\n")
+		w("From the first seeded boot: its console, each line timestamped as it appeared, and then systemd-analyze and cloud-init analyze run in the guest over SSH once it served.\n\n")
 		w("Landmarks:\n\n| landmark | at (s) |\n|---|---|\n")
 		for _, p := range t.Phases {
 			w("| %s | %s |\n", p.Name, num(p.At))
@@ -174,6 +175,12 @@ func Markdown(r *Results) string {
 			w("| %s | %s | `%s` | `%s` |\n", num(g.Seconds), num(g.At), cell(g.Before), cell(g.After))
 		}
 		w("\n")
+		if t.GuestError != "" {
+			w("**The analysis in the guest failed:** %s\n\n", oneLine(t.GuestError))
+		}
+		for _, g := range t.Guest {
+			w("`%s`%s:\n\n```\n%s\n```\n\n", g.Command, shownLines(g.Output, guestLines), firstLines(g.Output, guestLines))
+		}
 	}
 
 	w("## 4. Seed ISO time\n\n")
@@ -281,6 +288,26 @@ func oneLine(s string) string {
 }
 
 func cell(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "`", "'"), "|", "\\|") }
+
+// guestLines bounds each guest command's output in the document.
+const guestLines = 40
+
+// firstLines returns at most n lines of s, without a trailing newline.
+func firstLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// shownLines says when firstLines cut s short.
+func shownLines(s string, n int) string {
+	if k := len(strings.Split(strings.TrimRight(s, "\n"), "\n")); k > n {
+		return fmt.Sprintf(" (first %d of %d lines)", n, k)
+	}
+	return ""
+}
 
 // cutAdvice says, for units a boot may show, whether the appliance needs
 // them and what to do instead. Keys match the start of the unit name.

@@ -27,6 +27,10 @@ type Timeline struct {
 	Gaps  []Gap      `json:"gaps"`
 	// Phases are the first-seen times of landmark lines.
 	Phases []Phase `json:"phases"`
+	// Guest is systemd-analyze and cloud-init analyze, run in the guest
+	// over SSH after it served; GuestError says why it is missing.
+	Guest      []GuestReport `json:"guest,omitempty"`
+	GuestError string        `json:"guest_error,omitempty"`
 }
 
 // UnitSpan is how long a unit took from "Starting" to its "OK" line.

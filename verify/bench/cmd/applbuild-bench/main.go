@@ -28,16 +28,17 @@ func main() {
 		data        = pflag.String("data", "dist/bench/results.json", "the raw results; sections not run this time are kept from it")
 		work        = pflag.String("work", "", "scratch folder for the cold cache, images and boots (default: a temporary folder, removed at the end)")
 		only        = pflag.String("only", "build,boot,seed,ja4", "sections to measure: build, boot, seed, ja4")
-		roleRuns    = pflag.Int("role-change-runs", 2, "role-change builds to time")
+		coldRuns    = pflag.Int("cold-runs", 3, "cold-cache builds to time (each downloads every package again)")
+		roleRuns    = pflag.Int("role-change-runs", 3, "role-change builds to time")
 		noRuns      = pflag.Int("no-change-runs", 3, "no-change builds to time")
-		bootRuns    = pflag.Int("boot-runs", 2, "rounds of the three boots (floor, seeded, install at first boot)")
-		installRuns = pflag.Int("install-runs", 1, "rounds (the first ones) that also boot the install-at-first-boot image, the slowest boot")
+		bootRuns    = pflag.Int("boot-runs", 3, "rounds of the three boots (floor, seeded, install at first boot)")
+		installRuns = pflag.Int("install-runs", 3, "rounds (the first ones) that also boot the install-at-first-boot image, the slowest boot")
 		bootTO      = pflag.Duration("boot-timeout", 15*time.Minute, "bound on each boot")
 		accel       = pflag.String("accel", "auto", "QEMU accelerator: auto, kvm or tcg")
 		image       = pflag.String("image", "", "gateway qcow2 to boot when the build section is not run")
 		seedCount   = pflag.Int("seed-count", 5, "runs of the seed ISO benchmark")
 		ja4Count    = pflag.Int("ja4-count", 3, "runs of the JA4 handshake benchmark")
-		total       = pflag.Duration("timeout", 60*time.Minute, "bound on the whole run")
+		total       = pflag.Duration("timeout", 2*time.Hour, "bound on the whole run")
 		verbose     = pflag.BoolP("verbose", "v", false, "log the builder's lines and every command")
 		notes       = pflag.StringArray("note", nil, "a note for the document (repeatable), e.g. other load on the machine")
 		renderOnly  = pflag.Bool("render-only", false, "only rewrite the document from the raw results")
@@ -47,21 +48,22 @@ func main() {
 	if *verbose {
 		log.SetLevel(logrus.DebugLevel)
 	}
-	if err := runBench(log, options{*doc, *data, *work, *only, *roleRuns, *noRuns, *bootRuns, *installRuns, *bootTO, *accel, *image, *seedCount, *ja4Count, *total, *renderOnly, *notes}); err != nil {
+	if err := runBench(log, options{*doc, *data, *work, *only, *coldRuns, *roleRuns, *noRuns, *bootRuns, *installRuns, *bootTO, *accel, *image, *seedCount, *ja4Count, *total, *renderOnly, *notes}); err != nil {
 		log.Error(err)
 		os.Exit(1)
 	}
 }
 
 type options struct {
-	doc, data, work, only                   string
-	roleRuns, noRuns, bootRuns, installRuns int
-	bootTimeout                             time.Duration
-	accel, image                            string
-	seedCount, ja4Count                     int
-	timeout                                 time.Duration
-	renderOnly                              bool
-	notes                                   []string
+	doc, data, work, only      string
+	coldRuns, roleRuns, noRuns int
+	bootRuns, installRuns      int
+	bootTimeout                time.Duration
+	accel, image               string
+	seedCount, ja4Count        int
+	timeout                    time.Duration
+	renderOnly                 bool
+	notes                      []string
 }
 
 func runBench(log *logrus.Logger, o options) error {
@@ -118,7 +120,7 @@ func runBench(log *logrus.Logger, o options) error {
 	imagePath := o.image
 	if want["build"] {
 		log.Info("measuring gateway build times (cold, role change, no change)")
-		res.Build = bench.MeasureBuilds(ctx, bench.BuildOptions{Work: filepath.Join(o.work, "build"), Repo: repo, RoleChangeRuns: o.roleRuns, NoChangeRuns: o.noRuns}, log)
+		res.Build = bench.MeasureBuilds(ctx, bench.BuildOptions{Work: filepath.Join(o.work, "build"), Repo: repo, ColdRuns: o.coldRuns, RoleChangeRuns: o.roleRuns, NoChangeRuns: o.noRuns}, log)
 		imagePath = res.Build.Image
 		if err := write(o, res); err != nil {
 			return err
