@@ -1,8 +1,11 @@
 package artifacts
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/applbuild/applbuild/roles/node"
 )
 
 // The node lock in the repository has no digests yet (this machine reaches
@@ -17,8 +20,16 @@ func TestNodeLockRefusedUntilPinned(t *testing.T) {
 	for _, a := range l.Artifacts {
 		kinds[a.Kind]++
 	}
-	if kinds[KindSnap] < 3 || kinds[KindImage] < 5 {
-		t.Errorf("node lock lists %v; want microk8s, its base and snapd, and the CNI, CoreDNS, pause, Traefik and APIServer2 images", kinds)
+	if kinds[KindSnap] < 3 || kinds[KindImage] < 5 || kinds[KindChart] != 1 {
+		t.Errorf("node lock lists %v; want microk8s, its base and snapd, the CNI, CoreDNS, pause, Traefik and APIServer2 images, and the Traefik chart", kinds)
+	}
+	// The agent installs Traefik from where Install puts the chart.
+	for _, a := range l.Artifacts {
+		if a.Kind == KindChart {
+			if want := filepath.Join(node.ArtifactsDir, node.TraefikChartFile); a.Name != "traefik" || TreePath(a) != want {
+				t.Errorf("chart %s is carried at %s; the agent installs Traefik from %s", a.Name, TreePath(a), want)
+			}
+		}
 	}
 	_, _, err = Prepare("node", t.TempDir(), "")
 	if err == nil {

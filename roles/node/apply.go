@@ -2,8 +2,11 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,8 +23,9 @@ import (
 )
 
 // ArtifactsDir is where the image carries the node's snaps (snaps/),
-// image archives (images/), the lock and images.json (image name ->
-// repository@digest). builder/artifacts installs them there.
+// image archives (images/), chart archives (charts/), the lock and
+// images.json (image name -> repository@digest). builder/artifacts
+// installs them there.
 const ArtifactsDir = "/var/lib/appliance/artifacts"
 
 // ImagesFile is the image reference map under ArtifactsDir.
@@ -47,7 +51,15 @@ type Host interface {
 	ImportImages(ctx context.Context, archives []string) error
 	// ApplyManifests applies manifest files with kubectl, idempotently.
 	ApplyManifests(ctx context.Context, files []string) error
+	// InstallChart installs or upgrades a Helm release from a local chart
+	// archive with one values file, and waits until it is ready.
+	InstallChart(ctx context.Context, release, namespace, chart, values string) error
 }
+
+// chartStampFile, beside the generations, records what the Traefik release
+// was last installed from. It is outside every generation, so it does not
+// make a generation differ from its render.
+const chartStampFile = ".traefik-release"
 
 // ApplyOptions configures Apply.
 type ApplyOptions struct {
@@ -77,8 +89,10 @@ func LoadImages(file string) (Images, map[string]string, error) {
 // Apply renders the node's configuration from the values directory,
 // checks it, installs it as a new generation, loads the firewall, installs
 // MicroK8s from the carried snaps if it is not installed yet, sideloads the
-// images and applies the manifests. Re-running it changes nothing that is
-// already in place.
+// images, applies the manifests and installs Traefik from the carried
+// chart. Re-running it changes nothing that is already in place: the chart
+// is installed again only when its archive or its values changed since the
+// last successful install.
 func Apply(ctx context.Context, o ApplyOptions) (roles.Result, error) {
 	if o.ValuesDir == "" {
 		o.ValuesDir = values.Dir
@@ -104,6 +118,10 @@ func Apply(ctx context.Context, o ApplyOptions) (roles.Result, error) {
 	img, refs, err := LoadImages(host(filepath.Join(o.Artifacts, ImagesFile)))
 	if err != nil {
 		return roles.Result{}, err
+	}
+	chart := host(filepath.Join(o.Artifacts, TraefikChartFile))
+	if _, err := os.Stat(chart); err != nil {
+		return roles.Result{}, fmt.Errorf("the image carries no Traefik chart (%v); it was built from an artifacts lock without the chart entry (kind chart, name traefik; see roles/node/artifacts.lock)", err)
 	}
 	gens := roles.Generations{Base: host(o.Generations), Keep: 2}
 	render := func(dir string) ([]roles.File, error) {
@@ -139,10 +157,55 @@ func Apply(ctx context.Context, o ApplyOptions) (roles.Result, error) {
 	if err := o.Host.ImportImages(ctx, archives); err != nil {
 		return res, fmt.Errorf("sideloading images: %w", err)
 	}
-	if err := o.Host.ApplyManifests(ctx, []string{filepath.Join(cur, TraefikFile), filepath.Join(cur, APIServer2File)}); err != nil {
+	if err := o.Host.ApplyManifests(ctx, []string{filepath.Join(cur, TraefikNamespaceFile), filepath.Join(cur, APIServer2File)}); err != nil {
 		return res, fmt.Errorf("applying manifests: %w", err)
 	}
-	return res, nil
+	valuesFile := filepath.Join(cur, TraefikValuesFile)
+	stamp, err := chartStamp(chart, valuesFile)
+	if err != nil {
+		return res, err
+	}
+	stampPath := filepath.Join(gens.Base, chartStampFile)
+	if old, err := os.ReadFile(stampPath); err == nil && string(old) == stamp {
+		return res, nil
+	}
+	if err := o.Host.InstallChart(ctx, TraefikRelease, TraefikNamespace, chart, valuesFile); err != nil {
+		return res, fmt.Errorf("installing the Traefik chart: %w", err)
+	}
+	return res, writeFileAtomic(stampPath, []byte(stamp), 0o644)
+}
+
+// chartStamp names a chart install by the sha256 of the chart archive and
+// of the values file.
+func chartStamp(chart, valuesFile string) (string, error) {
+	var parts []string
+	for _, p := range []string{chart, valuesFile} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return "", err
+		}
+		sum := sha256.Sum256(b)
+		parts = append(parts, filepath.Base(p)+" sha256:"+hex.EncodeToString(sum[:]))
+	}
+	return strings.Join(parts, "\n") + "\n", nil
+}
+
+// writeFileAtomic writes a temporary sibling, syncs it and renames it over
+// path, so a crash leaves the old file or the new one.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.Write(data)
+	merr := tmp.Chmod(mode)
+	serr := tmp.Sync()
+	cerr := tmp.Close()
+	if err := errors.Join(werr, merr, serr, cerr); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // Ready asks APIServer2's health path through Traefik on the node's own

@@ -2,22 +2,22 @@ package node
 
 import (
 	"context"
-	"io"
-
 	"errors"
-	"github.com/sirupsen/logrus"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/applbuild/applbuild/roles/values"
 	"github.com/applbuild/applbuild/verify/testenv"
 )
 
-// fakeMicroK8sHost stands in for snapd and MicroK8s, which need the snap
-// store's files and cannot run on this build host; the firewall check is
-// the real nft.
+// fakeMicroK8sHost stands in for snapd and MicroK8s (with its kubectl and
+// helm), which need the snap store's files and cannot run on this build
+// host; the firewall check is the real nft.
 type fakeMicroK8sHost struct {
 	t         *testing.T
 	nftErr    error
@@ -25,6 +25,8 @@ type fakeMicroK8sHost struct {
 	launch    []byte
 	images    []string
 	manifests []string
+	charts    [][4]string
+	chartErr  error
 }
 
 func (h *fakeMicroK8sHost) CheckNftables(ctx context.Context, file string) error {
@@ -57,6 +59,19 @@ func (h *fakeMicroK8sHost) ApplyManifests(_ context.Context, f []string) error {
 	return nil
 }
 
+func (h *fakeMicroK8sHost) InstallChart(_ context.Context, release, namespace, chart, values string) error {
+	for _, p := range []string{chart, values} {
+		if _, err := os.Stat(p); err != nil {
+			return err
+		}
+	}
+	if h.chartErr != nil {
+		return h.chartErr
+	}
+	h.charts = append(h.charts, [4]string{release, namespace, chart, values})
+	return nil
+}
+
 func TestApplyWithFakeMicroK8sRendersChecksAndIsRepeatable(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireTool(t, "nft")
@@ -78,6 +93,16 @@ func TestApplyWithFakeMicroK8sRendersChecksAndIsRepeatable(t *testing.T) {
 	art := filepath.Join(root, ArtifactsDir)
 	os.MkdirAll(art, 0o755)
 	os.WriteFile(filepath.Join(art, ImagesFile), []byte(`{"apiserver2": "`+testImages.APIServer2+`", "coredns": "docker.io/coredns/coredns@sha256:`+strings.Repeat("3", 64)+`", "traefik": "`+testImages.Traefik+`"}`), 0o644)
+	if _, err := Apply(context.Background(), o); err == nil || !strings.Contains(err.Error(), "carries no Traefik chart") {
+		t.Fatalf("without the carried chart: got %v, want a message naming the chart", err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, GenerationsDir, "current")); err == nil {
+		t.Error("a generation went live although the chart is missing")
+	}
+	// The chart's bytes stand in for the archive: helm is part of the fake.
+	chart := filepath.Join(art, TraefikChartFile)
+	os.MkdirAll(filepath.Dir(chart), 0o755)
+	os.WriteFile(chart, []byte("stand-in for traefik-41.6.0.tgz\n"), 0o644)
 
 	res, err := Apply(context.Background(), o)
 	if err != nil {
@@ -92,8 +117,12 @@ func TestApplyWithFakeMicroK8sRendersChecksAndIsRepeatable(t *testing.T) {
 	if len(h.images) != 3 || !strings.HasSuffix(h.images[1], "/images/coredns.tar") {
 		t.Errorf("sideloaded %v, want the three carried archives", h.images)
 	}
-	if len(h.manifests) != 2 || !strings.HasSuffix(h.manifests[0], TraefikFile) || !strings.HasSuffix(h.manifests[1], APIServer2File) {
-		t.Errorf("applied %v, want traefik then apiserver2", h.manifests)
+	if len(h.manifests) != 2 || !strings.HasSuffix(h.manifests[0], TraefikNamespaceFile) || !strings.HasSuffix(h.manifests[1], APIServer2File) {
+		t.Errorf("applied %v, want traefik's namespace then apiserver2", h.manifests)
+	}
+	wantChart := [4]string{TraefikRelease, TraefikNamespace, chart, filepath.Join(root, GenerationsDir, "current", TraefikValuesFile)}
+	if len(h.charts) != 1 || h.charts[0] != wantChart {
+		t.Errorf("chart installs %v, want one: %v", h.charts, wantChart)
 	}
 	st, err := os.Stat(filepath.Join(root, GenerationsDir, "current", LaunchConfigFile))
 	if err != nil || st.Mode().Perm() != 0o600 {
@@ -103,6 +132,24 @@ func TestApplyWithFakeMicroK8sRendersChecksAndIsRepeatable(t *testing.T) {
 	res, err = Apply(context.Background(), o)
 	if err != nil || res.Changed {
 		t.Fatalf("re-run: changed=%v err=%v; want no change", res.Changed, err)
+	}
+	if len(h.charts) != 1 {
+		t.Errorf("an unchanged chart and values were installed again: %v", h.charts)
+	}
+
+	// A new chart in the image is installed even though the rendered
+	// files are unchanged, and a failed install is retried on the next run.
+	os.WriteFile(chart, []byte("stand-in for traefik-41.6.1.tgz\n"), 0o644)
+	h.chartErr = errors.New("helm: timed out waiting for the condition")
+	if _, err := Apply(context.Background(), o); err == nil || !strings.Contains(err.Error(), "Traefik chart") {
+		t.Fatalf("failed chart install: got %v", err)
+	}
+	h.chartErr = nil
+	if res, err = Apply(context.Background(), o); err != nil || res.Changed || len(h.charts) != 2 {
+		t.Fatalf("after a failed install: changed=%v err=%v installs=%d; want the chart installed again, files unchanged", res.Changed, err, len(h.charts))
+	}
+	if _, err = Apply(context.Background(), o); err != nil || len(h.charts) != 2 {
+		t.Fatalf("re-run after the retry: err=%v installs=%d, want no further install", err, len(h.charts))
 	}
 
 	// A ruleset the checker refuses leaves the live generation alone.

@@ -23,9 +23,10 @@ func LockFile() []byte { return append([]byte(nil), lockFile...) }
 // Image returns what the image builder adds to the node's root file
 // system after the packages: the agent's unit, sysctl tuning, hardening
 // and the links from the launch configuration's and the firewall's paths
-// into the agent's current generation. The snaps, images and lock are
-// installed beside it from the artifact cache (builder/artifacts.Install);
-// MicroK8s itself is not installed in the image.
+// into the agent's current generation. The snaps, images, the Traefik
+// chart and the lock are installed beside it from the artifact cache
+// (builder/artifacts.Install); MicroK8s itself is not installed in the
+// image.
 func Image() roles.Image {
 	tree, _ := fs.Sub(imageFiles, "image")
 	return roles.Image{

@@ -1,9 +1,11 @@
 // Package node renders the node appliance's configuration from the values
 // a seed writes to /etc/appliance: the MicroK8s launch configuration with
-// secrets encryption at rest, Traefik, the APIServer2 manifests and the
-// node firewall. MicroK8s itself is installed at first boot from the snaps
-// the image carries (see docs/node.md); the same renderer runs in the
-// agent and in the tests that decode its output into the upstream types.
+// secrets encryption at rest, Traefik's namespace and the values for the
+// Traefik chart the image carries, the APIServer2 manifests and the node
+// firewall. MicroK8s itself is installed at first boot from the snaps the
+// image carries (see docs/node.md); the same renderer runs in the agent
+// and in the tests that render the chart and decode the output into the
+// upstream types.
 package node
 
 import (
@@ -28,9 +30,27 @@ var templates embed.FS
 // Paths of the rendered files, relative to the generation directory.
 const (
 	LaunchConfigFile = "microk8s.yaml"
-	TraefikFile      = "manifests/traefik.yaml"
-	APIServer2File   = "manifests/apiserver2.yaml"
-	NftablesFile     = "nftables.conf"
+	// TraefikNamespaceFile holds Traefik's namespace, applied before the
+	// chart is installed into it.
+	TraefikNamespaceFile = "manifests/traefik-namespace.yaml"
+	// TraefikValuesFile holds the values the Traefik chart is installed
+	// with.
+	TraefikValuesFile = "traefik-values.yaml"
+	APIServer2File    = "manifests/apiserver2.yaml"
+	NftablesFile      = "nftables.conf"
+)
+
+// The Traefik chart's release.
+const (
+	// TraefikChartFile is the chart archive under ArtifactsDir, where
+	// builder/artifacts installs a lock entry of kind chart named traefik.
+	TraefikChartFile = "charts/traefik.tgz"
+	// TraefikRelease and TraefikNamespace name the Helm release.
+	TraefikRelease   = "traefik"
+	TraefikNamespace = "traefik"
+	// IngressClass is the class the chart creates and APIServer2's
+	// Ingress names.
+	IngressClass = "traefik"
 )
 
 // Fixed parts of the node's layout.
@@ -38,8 +58,9 @@ const (
 	// EncryptionConfigName is the file MicroK8s writes from the launch
 	// configuration's extraConfigFiles into $SNAP_DATA/args/.
 	EncryptionConfigName = "encryption-config.yaml"
-	// traefikPort and pingPort are inside Traefik's pod; only the ingress
-	// port is published on the node.
+	// traefikPort (websecure) and pingPort (the chart's traefik entry
+	// point) are inside Traefik's pod; only the ingress port is published
+	// on the node.
 	traefikPort = 8443
 	pingPort    = 9000
 	// appPort is where APIServer2 listens inside its pods.
@@ -227,12 +248,22 @@ func Render(site *values.Site, sec *values.NodeSecrets, img Images) ([]roles.Fil
 	if _, err := ParseLaunchConfig(launch); err != nil {
 		return nil, fmt.Errorf("rendered launch configuration: %w", err)
 	}
-	traefik, err := execTemplate("traefik.yaml.tmpl", map[string]any{
-		"Images":        img,
+	traefikNS, err := execTemplate("traefik-namespace.yaml.tmpl", map[string]any{"Namespace": TraefikNamespace})
+	if err != nil {
+		return nil, err
+	}
+	traefikImage, err := splitImageRef(img.Traefik)
+	if err != nil {
+		return nil, err
+	}
+	traefikValues, err := execTemplate("traefik-values.yaml.tmpl", map[string]any{
+		"Image":         traefikImage,
 		"ContainerPort": traefikPort,
 		"PingPort":      pingPort,
 		"IngressPort":   n.IngressPort,
-		"TrustedIPs":    strings.Join(trusted, ","),
+		"TrustedIPs":    trusted,
+		"IngressClass":  IngressClass,
+		"NodeIP":        ip.String(),
 	})
 	if err != nil {
 		return nil, err
@@ -244,6 +275,7 @@ func Render(site *values.Site, sec *values.NodeSecrets, img Images) ([]roles.Fil
 		"HealthPath":    n.HealthPath,
 		"APIPathPrefix": n.APIPathPrefix,
 		"UploadSize":    uploadSize,
+		"IngressClass":  IngressClass,
 	})
 	if err != nil {
 		return nil, err
@@ -264,11 +296,27 @@ func Render(site *values.Site, sec *values.NodeSecrets, img Images) ([]roles.Fil
 	return []roles.File{
 		// The launch configuration carries the encryption key.
 		{Path: LaunchConfigFile, Mode: 0o600, Data: launch},
-		{Path: TraefikFile, Mode: 0o644, Data: traefik},
+		{Path: TraefikNamespaceFile, Mode: 0o644, Data: traefikNS},
+		{Path: TraefikValuesFile, Mode: 0o644, Data: traefikValues},
 		// The APIServer2 manifests carry its Secret.
 		{Path: APIServer2File, Mode: 0o600, Data: app},
 		{Path: NftablesFile, Mode: 0o644, Data: nft},
 	}, nil
+}
+
+// chartImage is an image reference split the way the Traefik chart takes
+// it (image.registry, image.repository, image.digest).
+type chartImage struct{ Registry, Repository, Digest string }
+
+// splitImageRef splits registry/repository@sha256:hex. The registry must be
+// named: the chart would otherwise put its own default in front.
+func splitImageRef(ref string) (chartImage, error) {
+	name, digest, ok := strings.Cut(ref, "@")
+	host, repo, slash := strings.Cut(name, "/")
+	if !ok || !slash || !strings.ContainsAny(host, ".:") && host != "localhost" {
+		return chartImage{}, fmt.Errorf("image reference %q does not name its registry (want registry/repository@sha256:<hex>, e.g. docker.io/library/traefik@sha256:...)", ref)
+	}
+	return chartImage{Registry: host, Repository: repo, Digest: digest}, nil
 }
 
 func roleOf(s *values.Site) string {

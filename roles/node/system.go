@@ -17,9 +17,9 @@ import (
 // configuration when it is installed.
 const MicroK8sLaunchConfigPath = "/var/snap/microk8s/common/.microk8s.yaml"
 
-// SystemHost runs the node's real programs: nft, snap and microk8s. Each
-// is called through run, which logs the command line and returns the tail
-// of stderr in its error.
+// SystemHost runs the node's real programs: nft, snap and microk8s (with
+// its kubectl, ctr and helm). Each is called through run, which logs the
+// command line and returns the tail of stderr in its error.
 type SystemHost struct {
 	Log       logrus.FieldLogger
 	Artifacts string // default ArtifactsDir
@@ -115,4 +115,22 @@ func (h SystemHost) ApplyManifests(ctx context.Context, files []string) error {
 		}
 	}
 	return nil
+}
+
+// chartTimeout bounds how long helm waits for the release's pods; the
+// image is sideloaded, so this covers scheduling and probes, not pulls.
+const chartTimeout = "10m"
+
+// InstallChart implements Host with the Helm 3 client MicroK8s ships
+// (`microk8s helm`), from the local archive, offline. `upgrade --install`
+// makes one command serve the first boot and later changes; --reset-values
+// means the release's values are exactly the chart's defaults plus the
+// rendered file, never ones left from an earlier revision. --skip-crds
+// because the routes are standard Ingress objects and Traefik's CRD
+// provider is off. --wait turns a Traefik that never becomes ready into an
+// error naming the release.
+func (h SystemHost) InstallChart(ctx context.Context, release, namespace, chart, values string) error {
+	return h.run(ctx, nil, "/snap/bin/microk8s", "helm", "upgrade", "--install", release, chart,
+		"--namespace", namespace, "--values", values, "--reset-values", "--skip-crds",
+		"--wait", "--timeout", chartTimeout)
 }
