@@ -214,35 +214,55 @@ func TestInstanceIDFollowsContent(t *testing.T) {
 // TestUserDataCarriesOnlyWhatTheVMNeeds decodes the write_files of each seed
 // the way cloud-init will and checks who gets which secret.
 func TestUserDataCarriesOnlyWhatTheVMNeeds(t *testing.T) {
-	s := loadGood(t, "basic.yaml")
-	for _, sd := range renderAll(t, s) {
-		ud := string(sd.UserData)
-		if !strings.HasPrefix(ud, "#cloud-config\n") {
-			t.Fatalf("%s: user-data does not start with #cloud-config", sd.VM.Name)
+	for _, name := range []string{"basic.yaml", "node-tls.yaml"} {
+		s := loadGood(t, name)
+		gwKey, nodeKey := pemLine(s.TLS.KeyPEM), pemLine(s.TLS.NodeKeyPEM)
+		if name == "node-tls.yaml" && nodeKey == "" {
+			t.Fatalf("%s has no node key", name)
 		}
-		hasJWT := strings.Contains(ud, s.Secrets.Node.JWTSecret)
-		hasKey := strings.Contains(ud, "PRIVATE KEY")
-		hasStats := strings.Contains(ud, s.Secrets.Gateway.StatsPassword)
-		switch sd.VM.Role {
-		case values.RoleGateway:
-			if hasJWT || strings.Contains(ud, s.Secrets.Node.EncryptionKey) {
-				t.Errorf("gateway seed carries APIServer2/MicroK8s secrets")
+		for _, sd := range renderAll(t, s) {
+			ud := string(sd.UserData)
+			if !strings.HasPrefix(ud, "#cloud-config\n") {
+				t.Fatalf("%s: user-data does not start with #cloud-config", sd.VM.Name)
 			}
-			if !hasKey || !hasStats {
-				t.Errorf("gateway seed lacks its TLS key or stats password")
+			hasJWT := strings.Contains(ud, s.Secrets.Node.JWTSecret)
+			hasGWKey := strings.Contains(ud, gwKey)
+			hasNodeKey := nodeKey != "" && strings.Contains(ud, nodeKey)
+			hasStats := strings.Contains(ud, s.Secrets.Gateway.StatsPassword)
+			switch sd.VM.Role {
+			case values.RoleGateway:
+				if hasJWT || strings.Contains(ud, s.Secrets.Node.EncryptionKey) || hasNodeKey {
+					t.Errorf("%s: gateway seed carries APIServer2/MicroK8s secrets or the nodes' TLS key", name)
+				}
+				if !hasGWKey || !hasStats {
+					t.Errorf("%s: gateway seed lacks its TLS key or stats password", name)
+				}
+			case values.RoleNode:
+				if hasGWKey || hasStats {
+					t.Errorf("%s: %s seed carries the gateway's TLS key or stats password", name, sd.VM.Name)
+				}
+				if !hasJWT {
+					t.Errorf("%s: %s seed lacks the APIServer2 JWT secret", name, sd.VM.Name)
+				}
+				if nodeKey != "" && !hasNodeKey {
+					t.Errorf("%s: %s seed lacks the nodes' TLS key (node.tls)", name, sd.VM.Name)
+				}
 			}
-		case values.RoleNode:
-			if hasKey || hasStats {
-				t.Errorf("%s seed carries the gateway's TLS key or stats password", sd.VM.Name)
+			if !strings.Contains(ud, "path: /etc/appliance/secrets.json\n    owner: root:root\n    permissions: \"0600\"") {
+				t.Errorf("%s: secrets.json is not written with mode 0600:\n%s", sd.VM.Name, ud)
 			}
-			if !hasJWT {
-				t.Errorf("%s seed lacks the APIServer2 JWT secret", sd.VM.Name)
-			}
-		}
-		if !strings.Contains(ud, "path: /etc/appliance/secrets.json\n    owner: root:root\n    permissions: \"0600\"") {
-			t.Errorf("%s: secrets.json is not written with mode 0600:\n%s", sd.VM.Name, ud)
 		}
 	}
+}
+
+// pemLine is the first base64 line of a PEM file's body: text that shows
+// the key is in a seed whether it is written as PEM or inside JSON.
+func pemLine(b []byte) string {
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 2 {
+		return ""
+	}
+	return lines[1]
 }
 
 // TestValuesRoundTrip writes each seed's /etc/appliance files as cloud-init

@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"io/fs"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -27,8 +29,10 @@ type Created struct {
 }
 
 // Keygen creates the files a site file refers to that do not exist yet: the
-// secrets file, filled with fresh random values, and a self-signed
-// certificate and key for the gateway's server names. It never overwrites a
+// secrets file, filled with fresh random values; a self-signed certificate
+// and key for the gateway's server names; and, for node.tls, the nodes'
+// certificate and key signed by the site's node CA
+// (gateway.backend_tls.ca), creating that CA too when it does not exist. It never overwrites a
 // file, so it is safe to run on a site in production; secrets and keys are
 // created with mode 0600. It is how a new site (or the shipped example) gets
 // its secrets without the project ever shipping one.
@@ -61,6 +65,13 @@ func Keygen(sitePath string, now time.Time) ([]Created, error) {
 			}
 			out = append(out, Created{key, "TLS private key"}, Created{cert, "self-signed TLS certificate for " + fmt.Sprint(raw.Gateway.ServerNames) + ", valid 1 year; replace it with one from your CA"})
 		}
+	}
+	if nt := raw.Node.TLS; nt.Certificate != "" && nt.Key != "" && raw.Gateway.BackendTLS.CA != "" && raw.Gateway.BackendTLS.ServerName != "" {
+		made, err := nodeKeyPair(sitePath, &raw, now)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, made...)
 	}
 	if raw.Secrets != "" {
 		p := resolve(sitePath, raw.Secrets)
@@ -154,7 +165,7 @@ func selfSigned(names []string, now time.Time) (certPEM, keyPEM []byte, err erro
 	if err != nil {
 		return nil, nil, err
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	serial, err := newSerial()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -169,6 +180,187 @@ func selfSigned(names []string, now time.Time) (certPEM, keyPEM []byte, err erro
 		BasicConstraintsValid: true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
+}
+
+// caKeyPath is where keygen keeps the private key of a CA it created: next
+// to the CA certificate, with the extension .key. It never goes into a seed.
+func caKeyPath(caCert string) string {
+	return strings.TrimSuffix(caCert, filepath.Ext(caCert)) + ".key"
+}
+
+// nodeKeyPair makes node.tls's certificate and key when neither exists,
+// signed by gateway.backend_tls.ca. A CA that does not exist yet is created
+// (its key beside it, mode 0600); an existing CA is used only when its key
+// is there too, so an operator's own PKI is never bypassed.
+func nodeKeyPair(sitePath string, raw *rawSite, now time.Time) ([]Created, error) {
+	cert, key := resolve(sitePath, raw.Node.TLS.Certificate), resolve(sitePath, raw.Node.TLS.Key)
+	certExists, keyExists := exists(cert), exists(key)
+	switch {
+	case certExists && keyExists:
+		return nil, nil
+	case certExists != keyExists:
+		return nil, fmt.Errorf("%s exists but %s does not; keygen makes both or neither, so supply the missing one yourself", pick(certExists, cert, key), pick(certExists, key, cert))
+	}
+	var out []Created
+	caCert := resolve(sitePath, raw.Gateway.BackendTLS.CA)
+	caKey := caKeyPath(caCert)
+	var ca *x509.Certificate
+	var caSigner *ecdsa.PrivateKey
+	switch {
+	case !exists(caCert) && exists(caKey):
+		return nil, fmt.Errorf("%s exists but the CA certificate %s (gateway.backend_tls.ca) does not; restore the certificate or remove the key", caKey, caCert)
+	case !exists(caCert):
+		c, k, certPEM, keyPEM, err := newCA(raw.Site, now)
+		if err != nil {
+			return nil, err
+		}
+		if err := writeNew(caKey, keyPEM, 0o600); err != nil {
+			return nil, err
+		}
+		if err := writeNew(caCert, certPEM, 0o644); err != nil {
+			return nil, err
+		}
+		ca, caSigner = c, k
+		out = append(out, Created{caKey, "private key of the site's node CA; keep it off the VMs (no seed carries it)"},
+			Created{caCert, "the site's node CA, valid 10 years; the gateway verifies the nodes against it"})
+	case !exists(caKey):
+		return nil, fmt.Errorf("%s (gateway.backend_tls.ca) exists but its key %s does not, so keygen cannot sign the nodes' certificate; issue one for %s from that CA and save it as %s with its key as %s",
+			caCert, caKey, raw.Gateway.BackendTLS.ServerName, cert, key)
+	default:
+		c, k, err := loadCA(caCert, caKey)
+		if err != nil {
+			return nil, err
+		}
+		ca, caSigner = c, k
+	}
+	names := []string{raw.Gateway.BackendTLS.ServerName}
+	var ips []net.IP
+	for _, vm := range raw.VMs {
+		if vm.Role != "node" || vm.Name == "" {
+			continue
+		}
+		if raw.Domain != "" {
+			names = append(names, vm.Name+"."+raw.Domain)
+		} else {
+			names = append(names, vm.Name)
+		}
+		if ip := net.ParseIP(vm.IP); ip != nil {
+			ips = append(ips, ip)
+		}
+	}
+	certPEM, keyPEM, err := issue(ca, caSigner, names, ips, now)
+	if err != nil {
+		return out, err
+	}
+	if err := writeNew(key, keyPEM, 0o600); err != nil {
+		return out, err
+	}
+	if err := writeNew(cert, certPEM, 0o644); err != nil {
+		return out, err
+	}
+	return append(out, Created{key, "private key of the nodes' certificate"},
+		Created{cert, fmt.Sprintf("the nodes' certificate for %v signed by %s, valid 1 year", names, caCert)}), nil
+}
+
+func newSerial() (*big.Int, error) {
+	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+}
+
+func newCA(site string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, []byte, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: site + " node CA (applbuild keygen)"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return c, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
+}
+
+// loadCA reads a CA certificate and its ECDSA key (as newCA writes them).
+func loadCA(certPath, keyPath string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	cb, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	blk, _ := pem.Decode(cb)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, nil, fmt.Errorf("%s: no PEM certificate", certPath)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %v", certPath, err)
+	}
+	if !c.IsCA {
+		return nil, nil, fmt.Errorf("%s is not a CA certificate (basic constraints CA:FALSE), so it cannot sign the nodes' certificate", certPath)
+	}
+	kb, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	signer, err := parseKey(kb)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %v", keyPath, err)
+	}
+	k, ok := signer.(*ecdsa.PrivateKey)
+	if !ok || !publicKeyEqual(c.PublicKey, k.Public()) {
+		return nil, nil, fmt.Errorf("%s is not the ECDSA key of %s; issue the nodes' certificate with your CA tools instead", keyPath, certPath)
+	}
+	return c, k, nil
+}
+
+// issue signs a server certificate for names and ips with the CA.
+func issue(ca *x509.Certificate, caKey *ecdsa.PrivateKey, names []string, ips []net.IP, now time.Time) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: names[0]},
+		DNSNames:     names,
+		IPAddresses:  ips,
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(1, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
 		return nil, nil, err
 	}

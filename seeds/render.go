@@ -58,6 +58,7 @@ func (s *Site) Values(vm VM) (*values.Site, any) {
 		n := s.Node
 		v.Node = &n
 		sec := s.Secrets.Node
+		sec.TLSCertificate, sec.TLSKey = string(s.TLS.NodeCertPEM), string(s.TLS.NodeKeyPEM)
 		return v, &sec
 	}
 }

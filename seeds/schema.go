@@ -106,6 +106,7 @@ type rawKubernetesAPI struct {
 type rawNode struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	IngressPort    *int     `yaml:"ingress_port"`
+	TLS            rawTLS   `yaml:"tls"`
 }
 
 // rawSecrets is the separate secrets file a site file points at.

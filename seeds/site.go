@@ -71,6 +71,10 @@ type TLSFiles struct {
 	CertPEM      []byte // leaf first, then any intermediates
 	KeyPEM       []byte
 	BackendCAPEM []byte // empty when backends are not verified
+	// NodeCertPEM and NodeKeyPEM are what every node's Traefik presents
+	// to the gateway (node.tls); empty when the site sets none.
+	NodeCertPEM []byte
+	NodeKeyPEM  []byte
 }
 
 // Secrets holds the secrets file, split by who may see it.

@@ -655,50 +655,79 @@ func (v *validator) certs(field, path string, b []byte) []*x509.Certificate {
 }
 
 func (v *validator) tls(s *Site, rg *rawGateway) {
+	chain, certPEM, keyPEM := v.keyPair(s, "gateway.tls", rg.TLS, "the gateway's PEM certificate")
+	s.TLS.CertPEM, s.TLS.KeyPEM = certPEM, keyPEM
+	if len(chain) == 0 {
+		return
+	}
+	for _, n := range s.Gateway.ServerNames {
+		if err := chain[0].VerifyHostname(n); err != nil {
+			v.fail("gateway.tls.certificate", "%s does not cover server name %q (gateway.server_names); it covers %s", resolve(s.File, rg.TLS.Certificate), n, coverage(chain[0]))
+		}
+	}
+}
+
+// keyPair reads and checks a certificate file (leaf first, then
+// intermediates) and its private key, named by field.certificate and
+// field.key: both given, readable, PEM, the leaf valid now and the key its
+// own. It returns the parsed chain (nil when the certificate is unusable)
+// and the files' bytes.
+func (v *validator) keyPair(s *Site, field string, r rawTLS, certWhat string) (chain []*x509.Certificate, certPEM, keyPEM []byte) {
+	certField, keyField := field+".certificate", field+".key"
 	certPath, keyPath := "", ""
-	if rg.TLS.Certificate == "" {
-		v.fail("gateway.tls.certificate", "missing; give the PEM certificate file (leaf first, then intermediates), relative to the site file")
+	if r.Certificate == "" {
+		v.fail(certField, "missing; give the PEM certificate file (leaf first, then intermediates), relative to the site file")
 	} else {
-		certPath = resolve(s.File, rg.TLS.Certificate)
+		certPath = resolve(s.File, r.Certificate)
 	}
-	if rg.TLS.Key == "" {
-		v.fail("gateway.tls.key", "missing; give the PEM private key file of the certificate, relative to the site file")
+	if r.Key == "" {
+		v.fail(keyField, "missing; give the PEM private key file of the certificate, relative to the site file")
 	} else {
-		keyPath = resolve(s.File, rg.TLS.Key)
+		keyPath = resolve(s.File, r.Key)
 	}
-	var leaf *x509.Certificate
 	if certPath != "" {
-		if b, ok := v.readFile("gateway.tls.certificate", certPath, "the gateway's PEM certificate"); ok {
-			if cs := v.certs("gateway.tls.certificate", certPath, b); len(cs) > 0 {
-				leaf = cs[0]
-				s.TLS.CertPEM = b
+		if b, ok := v.readFile(certField, certPath, certWhat); ok {
+			if cs := v.certs(certField, certPath, b); len(cs) > 0 {
+				leaf := cs[0]
+				certPEM = b
 				switch {
 				case v.now.After(leaf.NotAfter):
-					v.fail("gateway.tls.certificate", "%s expired on %s; renew it", certPath, leaf.NotAfter.UTC().Format(time.DateOnly))
+					v.fail(certField, "%s expired on %s; renew it", certPath, leaf.NotAfter.UTC().Format(time.DateOnly))
 				case v.now.Before(leaf.NotBefore):
-					v.fail("gateway.tls.certificate", "%s is not valid before %s; check the clock or the certificate", certPath, leaf.NotBefore.UTC().Format(time.RFC3339))
-				}
-				for _, n := range s.Gateway.ServerNames {
-					if err := leaf.VerifyHostname(n); err != nil {
-						v.fail("gateway.tls.certificate", "%s does not cover server name %q (gateway.server_names); it covers %s", certPath, n, coverage(leaf))
-					}
+					v.fail(certField, "%s is not valid before %s; check the clock or the certificate", certPath, leaf.NotBefore.UTC().Format(time.RFC3339))
+				default:
+					chain = cs
 				}
 			}
 		}
 	}
 	if keyPath != "" {
-		if b, ok := v.readFile("gateway.tls.key", keyPath, "the certificate's PEM private key"); ok {
+		if b, ok := v.readFile(keyField, keyPath, "the certificate's PEM private key"); ok {
 			key, err := parseKey(b)
 			if err != nil {
-				v.fail("gateway.tls.key", "%s: %v", keyPath, err)
+				v.fail(keyField, "%s: %v", keyPath, err)
 			} else {
-				s.TLS.KeyPEM = b
-				if leaf != nil && !publicKeyEqual(leaf.PublicKey, key.Public()) {
-					v.fail("gateway.tls.key", "%s does not match the certificate %s; give the key the certificate was issued for", keyPath, certPath)
+				keyPEM = b
+				if certPEM != nil {
+					if leaf, _ := x509.ParseCertificate(mustFirstBlock(certPEM)); leaf != nil && !publicKeyEqual(leaf.PublicKey, key.Public()) {
+						v.fail(keyField, "%s does not match the certificate %s; give the key the certificate was issued for", keyPath, certPath)
+						chain = nil
+					}
 				}
 			}
 		}
 	}
+	return chain, certPEM, keyPEM
+}
+
+// mustFirstBlock returns the bytes of the first PEM block of b, which the
+// caller has already parsed once.
+func mustFirstBlock(b []byte) []byte {
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil
+	}
+	return blk.Bytes
 }
 
 func coverage(c *x509.Certificate) string {
@@ -754,7 +783,65 @@ func publicKeyEqual(a, b crypto.PublicKey) bool {
 	return false
 }
 
+// nodeTLS checks node.tls, the certificate every node's Traefik presents
+// to the gateway, against what the gateway will ask for: the name in
+// gateway.backend_tls.server_name and the CA in gateway.backend_tls.ca.
+// A gateway told to verify the node VMs while the nodes have nothing to
+// present would mark every backend DOWN, so that is refused too.
+func (v *validator) nodeTLS(s *Site, r *rawSite) {
+	rt := r.Node.TLS
+	nodes := len(s.ByRole(values.RoleNode)) > 0
+	derived := len(r.Gateway.Backends) == 0
+	if rt.Certificate == "" && rt.Key == "" {
+		if nodes && derived && s.Gateway.Mode == values.ModeHTTP && r.Gateway.BackendTLS.CA != "" {
+			v.fail("gateway.backend_tls.ca", "the gateway verifies the node VMs against this CA, but node.tls is not set, so the nodes would present Traefik's self-signed default certificate and every backend would be DOWN; add node.tls with a certificate signed by this CA (`applbuild keygen --site %s` creates both when neither exists)", s.Name)
+		}
+		return
+	}
+	if !nodes {
+		v.fail("node.tls", "the site has no node VMs; remove node.tls")
+		return
+	}
+	chain, certPEM, keyPEM := v.keyPair(s, "node.tls", rt, "the PEM certificate the nodes present to the gateway")
+	name := s.Gateway.BackendTLS.ServerName
+	if r.Gateway.BackendTLS.ServerName == "" {
+		example := "nodes.example.net"
+		if s.Domain != "" {
+			example = "nodes." + s.Domain
+		}
+		v.fail("gateway.backend_tls.server_name", "missing; with node.tls the gateway asks the nodes for this name (SNI) and checks node.tls.certificate against it; give one the certificate covers, e.g. %s", example)
+	}
+	if r.Gateway.BackendTLS.CA == "" {
+		v.fail("gateway.backend_tls.ca", "missing; with node.tls the gateway verifies the nodes' certificate, so give the CA certificate that signed node.tls.certificate")
+	}
+	if len(chain) == 0 || certPEM == nil || keyPEM == nil {
+		return
+	}
+	certPath := resolve(s.File, rt.Certificate)
+	if name != "" {
+		if err := chain[0].VerifyHostname(name); err != nil {
+			v.fail("node.tls.certificate", "%s does not cover %q (gateway.backend_tls.server_name); it covers %s", certPath, name, coverage(chain[0]))
+			return
+		}
+	}
+	if len(s.TLS.BackendCAPEM) > 0 {
+		roots, inter := x509.NewCertPool(), x509.NewCertPool()
+		roots.AppendCertsFromPEM(s.TLS.BackendCAPEM)
+		for _, c := range chain[1:] {
+			inter.AddCert(c)
+		}
+		if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: v.now, DNSName: name,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+			v.fail("node.tls.certificate", "%s does not verify against gateway.backend_tls.ca (%s): %v; the gateway would refuse it, so sign it with that CA", certPath, resolve(s.File, r.Gateway.BackendTLS.CA), err)
+			return
+		}
+	}
+	s.TLS.NodeCertPEM, s.TLS.NodeKeyPEM = certPEM, keyPEM
+	s.Node.TLSServerName = name
+}
+
 func (v *validator) node(s *Site, r *rawSite) {
+	v.nodeTLS(s, r)
 	n := &s.Node
 	n.IngressPort = DefaultIngressPort
 	if r.Node.IngressPort != nil {

@@ -3,10 +3,13 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +19,7 @@ import (
 	"github.com/applbuild/applbuild/roles/gateway"
 	"github.com/applbuild/applbuild/roles/gateway/hainfo"
 	"github.com/applbuild/applbuild/roles/values"
+	"github.com/applbuild/applbuild/seeds"
 )
 
 // hainfoReport runs hainfo --json against the gateway's admin stats socket,
@@ -221,6 +225,72 @@ func TestBackendFailoverUnderLoad(t *testing.T) {
 	for _, s := range []string{"node1", "node2"} {
 		if r := tableRow(table, s); !strings.Contains(r, "UP") {
 			t.Errorf("hainfo table at the end: %s row %q, want UP:\n%s", s, r, table)
+		}
+	}
+}
+
+// TestBackendCertificatesVerified runs the example site as an operator
+// would set it up (`applbuild keygen` makes the site's node CA and the
+// nodes' certificate): the gateway asks each node for
+// gateway.backend_tls.server_name by SNI and verifies what it presents
+// against the node CA. A backend presenting the nodes' certificate is UP
+// and serves; one presenting a certificate for the same name that the CA
+// did not sign is DOWN and never sees a request.
+func TestBackendCertificatesVerified(t *testing.T) {
+	dir := t.TempDir()
+	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "sites", "bank1.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := filepath.Join(dir, "bank1.yaml")
+	if err := os.WriteFile(site, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := seeds.Keygen(site, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := seeds.Load(site, seeds.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := s.Gateway.BackendTLS.ServerName
+	if !s.Gateway.BackendTLS.Verify || name == "" || len(s.TLS.NodeCertPEM) == 0 {
+		t.Fatalf("the example site does not have the gateway verify the nodes: %+v", s.Gateway.BackendTLS)
+	}
+	pair, err := tls.X509KeyPair(s.TLS.NodeCertPEM, s.TLS.NodeKeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := startBackendWithCert(t, "node1", 0, pair)
+	rogue := startBackendWithCert(t, "node2", 0, selfSignedCert(t, name))
+	g := startGatewayFiles(t, []*backend{good, rogue}, func(v *values.Site, _ *values.GatewaySecrets, _ *gateway.Options) {
+		v.Gateway.BackendTLS = s.Gateway.BackendTLS
+	}, map[string][]byte{"backend-ca.pem": s.TLS.BackendCAPEM})
+
+	waitStatus(t, g, "be_nodes", "node1", "UP", 15*time.Second)
+	waitStatus(t, g, "be_nodes", "node2", "DOWN", 15*time.Second)
+	c := g.client("http/1.1")
+	for i := 0; i < 10; i++ {
+		st, _, body := g.do(t, c, "GET", "/api/v1/echo", nil, nil)
+		if st != 200 || !strings.Contains(string(body), `"backend":"node1"`) {
+			t.Fatalf("request %d: %d %s; want 200 from node1, the backend with the nodes' certificate", i, st, body)
+		}
+	}
+	if n := rogue.requests.Load(); n != 0 {
+		t.Errorf("the backend with a certificate the node CA did not sign got %d requests", n)
+	}
+	for _, be := range []*backend{good, rogue} {
+		be.mu.Lock()
+		sni := append([]string(nil), be.sni...)
+		be.mu.Unlock()
+		if len(sni) == 0 {
+			t.Errorf("%s saw no TLS handshake", be.name)
+		}
+		for _, n := range sni {
+			if n != name {
+				t.Errorf("%s was asked for %q by SNI; want %q (gateway.backend_tls.server_name)", be.name, n, name)
+				break
+			}
 		}
 	}
 }

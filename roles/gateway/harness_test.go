@@ -43,6 +43,7 @@ type backend struct {
 	requests atomic.Int64
 	mu       sync.Mutex
 	last     echo
+	sni      []string // the server name of every TLS handshake, in order
 }
 
 type echo struct {
@@ -71,6 +72,13 @@ func selfSignedCert(t testing.TB, names ...string) tls.Certificate {
 // startBackend starts a backend on 127.0.0.1:port (0: any free port).
 func startBackend(t testing.TB, name string, port int) *backend {
 	t.Helper()
+	return startBackendWithCert(t, name, port, selfSignedCert(t, "node.corp.example.net"))
+}
+
+// startBackendWithCert starts a backend that presents cert and records the
+// server names clients ask for.
+func startBackendWithCert(t testing.TB, name string, port int, cert tls.Certificate) *backend {
+	t.Helper()
 	b := &backend{name: name}
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
@@ -94,7 +102,12 @@ func startBackend(t testing.TB, name string, port int) *backend {
 			w.Header().Set("Content-Type", "application/json")
 			json.NewEncoder(w).Encode(e)
 		}),
-		TLSConfig:   &tls.Config{Certificates: []tls.Certificate{selfSignedCert(t, "node.corp.example.net")}},
+		TLSConfig: &tls.Config{GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			b.mu.Lock()
+			b.sni = append(b.sni, hello.ServerName)
+			b.mu.Unlock()
+			return &cert, nil
+		}},
 		ReadTimeout: 30 * time.Second,
 		ErrorLog:    nil,
 	}
@@ -162,6 +175,13 @@ func testOptions(t testing.TB) gateway.Options {
 // the given loopback servers and edit applied, and starts it.
 func startGateway(t testing.TB, backends []*backend, edit func(*values.Site, *values.GatewaySecrets, *gateway.Options)) *gw {
 	t.Helper()
+	return startGatewayFiles(t, backends, edit, nil)
+}
+
+// startGatewayFiles is startGateway with more files in the instance
+// directory, such as backend-ca.pem.
+func startGatewayFiles(t testing.TB, backends []*backend, edit func(*values.Site, *values.GatewaySecrets, *gateway.Options), extra map[string][]byte) *gw {
+	t.Helper()
 	root := haproxytest.Rootfs(t)
 	v, sec, s := testSite(t)
 	v.Gateway.Backends = nil
@@ -185,6 +205,9 @@ func startGateway(t testing.TB, backends []*backend, edit func(*values.Site, *va
 		t.Fatal(err)
 	}
 	g.files["ja4.lua"] = luaSrc
+	for name, data := range extra {
+		g.files[name] = data
+	}
 	cfg := g.files["haproxy.cfg"]
 	delete(g.files, "haproxy.cfg")
 	g.inst = haproxytest.Start(t, root, string(cfg), g.files)

@@ -211,11 +211,13 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 // Ready asks APIServer2's health path through Traefik on the node's own
 // address and ingress port, over TLS, until it answers 200 or timeout
 // passes. Traefik's certificate is not verified: this checks the path
-// through the node, not the site's PKI.
+// through the node, not the site's PKI (the node carries no CA).
 func Ready(ctx context.Context, site *values.Site, timeout time.Duration) error {
 	addr := net.JoinHostPort(site.Network.Address.Addr().String(), strconv.Itoa(site.Node.IngressPort))
 	url := "https://" + addr + site.Node.HealthPath
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	// With node.tls the gateway asks for the site's node name by SNI, so
+	// ask the same way and reach the same router and certificate.
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: site.Node.TLSServerName}}}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last error

@@ -377,6 +377,11 @@ func traefikProblems(r traefikRelease, site *values.Site, image string) []string
 		if !grants(r.clusterRole, "networking.k8s.io", "ingresses", "watch") || !grants(r.clusterRole, "networking.k8s.io", "ingressclasses", "list") || !grants(r.clusterRole, "discovery.k8s.io", "endpointslices", "watch") {
 			badf("cluster role %s does not let Traefik watch ingresses, ingress classes and endpoint slices: %+v", r.clusterRole.Name, r.clusterRole.Rules)
 		}
+		// The node certificate reaches Traefik as the Secret APIServer2's
+		// Ingress names in its tls section.
+		if !grants(r.clusterRole, "", "secrets", "get") || !grants(r.clusterRole, "", "secrets", "watch") {
+			badf("cluster role %s does not let Traefik read the Ingress TLS secret %s: %+v", r.clusterRole.Name, NodeTLSSecret, r.clusterRole.Rules)
+		}
 	}
 	d := r.deployment
 	if d == nil {

@@ -10,6 +10,8 @@ package node
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"embed"
 	"encoding/base64"
 	"encoding/json"
@@ -268,7 +270,12 @@ func Render(site *values.Site, sec *values.NodeSecrets, img Images) ([]roles.Fil
 	if err != nil {
 		return nil, err
 	}
+	nodeTLS, err := checkNodeTLS(n, sec)
+	if err != nil {
+		return nil, err
+	}
 	app, err := execTemplate("apiserver2.yaml.tmpl", map[string]any{
+		"TLS":           nodeTLS,
 		"Images":        img,
 		"Env":           env,
 		"AppPort":       appPort,
@@ -302,6 +309,45 @@ func Render(site *values.Site, sec *values.NodeSecrets, img Images) ([]roles.Fil
 		{Path: APIServer2File, Mode: 0o600, Data: app},
 		{Path: NftablesFile, Mode: 0o644, Data: nft},
 	}, nil
+}
+
+// NodeTLSSecret is the kubernetes.io/tls Secret holding the certificate
+// the site gives its nodes (node.tls); APIServer2's Ingress names it, so
+// Traefik serves it to clients that ask for its name by SNI, as the
+// gateway does.
+const NodeTLSSecret = "apiserver2-tls"
+
+// nodeTLS is the node certificate as the APIServer2 manifests carry it.
+type nodeTLS struct {
+	ServerName, Cert, Key, Secret string
+}
+
+// checkNodeTLS returns the site's node certificate, checked: a name in
+// site.json and a certificate and key in secrets.json, all or none, the
+// key the certificate's and the name one it covers. nil when the site
+// gives none (Traefik then serves its own default certificate).
+func checkNodeTLS(n *values.Node, sec *values.NodeSecrets) (*nodeTLS, error) {
+	haveName, haveCert, haveKey := n.TLSServerName != "", sec.TLSCertificate != "", sec.TLSKey != ""
+	switch {
+	case !haveName && !haveCert && !haveKey:
+		return nil, nil
+	case !haveName:
+		return nil, fmt.Errorf("secrets.json carries a node certificate but site.json has no node.tls_server_name to serve it under; regenerate the seed")
+	case !haveCert || !haveKey:
+		return nil, fmt.Errorf("site.json: node.tls_server_name is %q but secrets.json lacks tls_certificate or tls_key; regenerate the seed", n.TLSServerName)
+	}
+	pair, err := tls.X509KeyPair([]byte(sec.TLSCertificate), []byte(sec.TLSKey))
+	if err != nil {
+		return nil, fmt.Errorf("secrets.json: the node certificate and key: %v", err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("secrets.json: the node certificate: %v", err)
+	}
+	if err := leaf.VerifyHostname(n.TLSServerName); err != nil {
+		return nil, fmt.Errorf("secrets.json: the node certificate does not cover node.tls_server_name %q: %v", n.TLSServerName, err)
+	}
+	return &nodeTLS{ServerName: n.TLSServerName, Cert: sec.TLSCertificate, Key: sec.TLSKey, Secret: NodeTLSSecret}, nil
 }
 
 // chartImage is an image reference split the way the Traefik chart takes

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -163,7 +165,9 @@ func TestManifestsDecodeStrictlyIntoKubernetesTypes(t *testing.T) {
 				app = x
 			}
 		case *corev1.Secret:
-			secret = x
+			if x.Name == "apiserver2-env" {
+				secret = x
+			}
 		case *networkingv1.NetworkPolicy:
 			policies = append(policies, x)
 		case *networkingv1.Ingress:
@@ -465,4 +469,110 @@ func TestRenderRefusesWhatWouldBreakOrDefault(t *testing.T) {
 		})
 	}
 	_ = v0
+}
+
+// exampleSite is the shipped example site with the files keygen makes:
+// the secrets, the gateway's certificate, the node CA and the nodes'
+// certificate (node.tls).
+func exampleSite(t *testing.T) *seeds.Site {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "sites", "bank1.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "bank1.yaml")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := seeds.Keygen(p, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := seeds.Load(p, seeds.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// tlsObjects returns the node-certificate Secret and APIServer2's Ingress.
+func tlsObjects(t *testing.T, files map[string]roles.File) (*corev1.Secret, *networkingv1.Ingress) {
+	t.Helper()
+	objs, err := decodeAll(files[APIServer2File].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sec *corev1.Secret
+	var ing *networkingv1.Ingress
+	for _, o := range objs {
+		switch x := o.(type) {
+		case *corev1.Secret:
+			if x.Name == NodeTLSSecret {
+				sec = x
+			}
+		case *networkingv1.Ingress:
+			ing = x
+		}
+	}
+	if ing == nil {
+		t.Fatal("no Ingress rendered")
+	}
+	return sec, ing
+}
+
+// TestNodeCertificateServedForTheGatewaysName: with node.tls, each node's
+// APIServer2 manifests carry the site's node certificate as a
+// kubernetes.io/tls Secret, and the Ingress names it for the server name
+// the gateway asks for, so Traefik presents it to the gateway. Without
+// node.tls neither appears.
+func TestNodeCertificateServedForTheGatewaysName(t *testing.T) {
+	s := exampleSite(t)
+	name := s.Gateway.BackendTLS.ServerName
+	for _, vm := range s.ByRole(values.RoleNode) {
+		files, v, _ := renderVM(t, s, vm)
+		if v.Node.TLSServerName != name {
+			t.Errorf("%s: site.json names %q for the node certificate; want the gateway's %q", vm.Name, v.Node.TLSServerName, name)
+		}
+		sec, ing := tlsObjects(t, files)
+		if sec == nil {
+			t.Fatalf("%s: no Secret %s", vm.Name, NodeTLSSecret)
+		}
+		if sec.Type != corev1.SecretTypeTLS || sec.Namespace != "apiserver2" ||
+			sec.StringData[corev1.TLSCertKey] != string(s.TLS.NodeCertPEM) || sec.StringData[corev1.TLSPrivateKeyKey] != string(s.TLS.NodeKeyPEM) {
+			t.Errorf("%s: Secret %s is type %q in %q and does not hold the site's node certificate and key", vm.Name, sec.Name, sec.Type, sec.Namespace)
+		}
+		want := []networkingv1.IngressTLS{{Hosts: []string{name}, SecretName: NodeTLSSecret}}
+		if !reflect.DeepEqual(ing.Spec.TLS, want) {
+			t.Errorf("%s: Ingress tls %+v; want %+v", vm.Name, ing.Spec.TLS, want)
+		}
+	}
+
+	plain, nodes := testSite(t)
+	files, _, _ := renderVM(t, plain, nodes[0])
+	if sec, ing := tlsObjects(t, files); sec != nil || len(ing.Spec.TLS) != 0 {
+		t.Errorf("a site without node.tls renders a node certificate Secret (%v) or Ingress tls %+v", sec != nil, ing.Spec.TLS)
+	}
+}
+
+// TestRenderRefusesABrokenNodeCertificate: values that would make Traefik
+// serve no certificate, or one the gateway must refuse, stop the render.
+func TestRenderRefusesABrokenNodeCertificate(t *testing.T) {
+	s := exampleSite(t)
+	vm := s.ByRole(values.RoleNode)[0]
+	for _, c := range []struct {
+		name string
+		edit func(*values.Node, *values.NodeSecrets)
+		want string
+	}{
+		{"name without certificate", func(n *values.Node, sec *values.NodeSecrets) { sec.TLSCertificate, sec.TLSKey = "", "" }, "lacks tls_certificate or tls_key"},
+		{"certificate without name", func(n *values.Node, sec *values.NodeSecrets) { n.TLSServerName = "" }, "no node.tls_server_name"},
+		{"name the certificate does not cover", func(n *values.Node, sec *values.NodeSecrets) { n.TLSServerName = "other.bank1.example.net" }, "does not cover"},
+		{"key of another certificate", func(n *values.Node, sec *values.NodeSecrets) { sec.TLSKey = string(s.TLS.KeyPEM) }, "node certificate and key"},
+	} {
+		v, sec := s.Values(vm)
+		ns := sec.(*values.NodeSecrets)
+		c.edit(v.Node, ns)
+		if _, err := Render(v, ns, testImages); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Render returned %v; want an error containing %q", c.name, err, c.want)
+		}
+	}
 }

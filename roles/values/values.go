@@ -152,6 +152,10 @@ type Node struct {
 	IngressPort    int          `json:"ingress_port"`
 	APIPathPrefix  string       `json:"api_path_prefix"`
 	HealthPath     string       `json:"health_path"`
+	// TLSServerName is the name Traefik serves the site's node
+	// certificate under (the gateway's backend_tls.server_name, sent as
+	// SNI); empty when the nodes present Traefik's default certificate.
+	TLSServerName string `json:"tls_server_name,omitempty"`
 }
 
 // GatewaySecrets is secrets.json on a gateway.
@@ -172,6 +176,10 @@ type NodeSecrets struct {
 	// EncryptionKey is the base64 32-byte key for Kubernetes secrets
 	// encryption at rest.
 	EncryptionKey string `json:"encryption_key"`
+	// TLSCertificate and TLSKey are the PEM certificate chain and key
+	// Traefik presents under Node.TLSServerName; both empty or both set.
+	TLSCertificate string `json:"tls_certificate,omitempty"`
+	TLSKey         string `json:"tls_key,omitempty"`
 }
 
 // Marshal renders v as the stable, indented JSON written to the seed.

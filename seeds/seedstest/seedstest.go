@@ -20,8 +20,9 @@ import (
 )
 
 // PKI writes into dir the certificates, keys and secrets files the test
-// site files refer to: pki/{api,other,expired,ca}.{crt,key} and
-// secrets*.yaml.
+// site files refer to: pki/{api,other,expired,ca}.{crt,key}, the node CA
+// pki/nodes-ca.crt with the certificate it signed, pki/nodes.{crt,key},
+// and secrets*.yaml.
 func PKI(t testing.TB, dir string) {
 	t.Helper()
 	now := time.Now()
@@ -53,6 +54,29 @@ func PKI(t testing.TB, dir string) {
 	cert("other", []string{"api.corp.example.net"}, now.Add(-time.Hour), now.AddDate(1, 0, 0))
 	cert("expired", []string{"api.corp.example.net"}, now.AddDate(-2, 0, 0), now.AddDate(-1, 0, 0))
 	cert("ca", []string{"nodes-ca.corp.example.net"}, now.Add(-time.Hour), now.AddDate(1, 0, 0))
+
+	// pki/nodes-ca is a real CA; pki/nodes is the nodes' certificate it
+	// signed for nodes.corp.example.net (node.tls).
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(err)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano() + 1), Subject: pkix.Name{CommonName: "corp node CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	must(err)
+	caCert, err := x509.ParseCertificate(caDER)
+	must(err)
+	write("pki/nodes-ca.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644)
+	nodeKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(err)
+	nodeTmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano() + 2), Subject: pkix.Name{CommonName: "nodes.corp.example.net"},
+		DNSNames: []string{"nodes.corp.example.net"}, NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	nodeDER, err := x509.CreateCertificate(rand.Reader, nodeTmpl, caCert, &nodeKey.PublicKey, caKey)
+	must(err)
+	nkder, err := x509.MarshalPKCS8PrivateKey(nodeKey)
+	must(err)
+	write("pki/nodes.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: nodeDER}), 0o644)
+	write("pki/nodes.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: nkder}), 0o600)
 	key := make([]byte, 32)
 	rand.Read(key)
 	ek := base64.StdEncoding.EncodeToString(key)
