@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -280,4 +281,26 @@ func (f *applyFixture) pool(t *testing.T) *x509.CertPool {
 		t.Fatal("no certificate")
 	}
 	return p
+}
+
+// TestFirewallAcceptsNestedManagementNetworks: management networks listed
+// one inside another, or twice, render a ruleset nft accepts (it refuses
+// overlapping set elements, which would stop the gateway's apply).
+func TestFirewallAcceptsNestedManagementNetworks(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireTool(t, "nft")
+	v, _, _ := testSite(t)
+	m := v.Management[0]
+	v.Management = append(v.Management, netip.PrefixFrom(m.Addr(), m.Bits()-8).Masked(), m, netip.MustParsePrefix("fd00:99::/64"), netip.MustParsePrefix("fd00::/16"))
+	rules, err := gateway.RenderNftables(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "nftables.conf")
+	if err := os.WriteFile(p, rules, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("nft", "-c", "-f", p).CombinedOutput(); err != nil {
+		t.Fatalf("nft -c refuses the gateway's ruleset for nested management networks: %v: %s\n%s", err, out, rules)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/applbuild/applbuild/roles"
 	"github.com/applbuild/applbuild/roles/values"
 )
 
@@ -59,13 +60,17 @@ func RenderNftables(site *values.Site) ([]byte, error) {
 			}
 		}
 	}
+	// nft refuses overlapping intervals in a set, and a site may list one
+	// management network inside another.
+	var m4, m6 []netip.Prefix
 	for _, p := range site.Management {
 		if p.Addr().Is4() {
-			d.Mgmt4 = append(d.Mgmt4, p.String())
+			m4 = append(m4, p)
 		} else {
-			d.Mgmt6 = append(d.Mgmt6, p.String())
+			m6 = append(m6, p)
 		}
 	}
+	d.Mgmt4, d.Mgmt6 = roles.SetElements(m4), roles.SetElements(m6)
 	return execTemplate("nftables.conf.tmpl", d)
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/applbuild/applbuild/roles/values"
 	"github.com/applbuild/applbuild/verify/testenv"
 )
 
@@ -151,5 +153,39 @@ func TestFirewallAdmitsIngressOnlyFromGatewaysAndManagement(t *testing.T) {
 		} else {
 			t.Logf("%s -> %s:%s: %s", c.from, c.to, c.port, c.want)
 		}
+	}
+}
+
+// TestFirewallAcceptsOverlappingSources: a site whose management network
+// holds the gateways' addresses (a small site on one network) and lists a
+// network inside another renders a ruleset nft accepts, and the broader
+// network is what admits them. nft refuses overlapping set elements, and
+// a node that cannot load its firewall never comes up.
+func TestFirewallAcceptsOverlappingSources(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireTool(t, "nft")
+	s, nodes := testSite(t)
+	v, sec := s.Values(nodes[0])
+	site := v.Network.Address.Masked()
+	v.Management = append(v.Management, site, netip.PrefixFrom(v.Node.TrustedProxies[0], 28).Masked(), v.Management[0])
+	files, err := Render(v, sec.(*values.NodeSecrets), testImages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ruleset []byte
+	for _, f := range files {
+		if f.Path == NftablesFile {
+			ruleset = f.Data
+		}
+	}
+	p := filepath.Join(t.TempDir(), "nftables.conf")
+	if err := os.WriteFile(p, ruleset, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("nft", "-c", "-f", p).CombinedOutput(); err != nil {
+		t.Fatalf("nft -c refuses the ruleset of a site whose management network holds the gateway: %v: %s\n%s", err, out, ruleset)
+	}
+	if !strings.Contains(string(ruleset), site.String()) || strings.Contains(string(ruleset), v.Node.TrustedProxies[0].String()+",") {
+		t.Errorf("the ingress sources do not reduce to the management network %s:\n%s", site, ruleset)
 	}
 }

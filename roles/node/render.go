@@ -197,22 +197,25 @@ func Render(site *values.Site, sec *values.NodeSecrets, img Images) ([]roles.Fil
 	if len(n.TrustedProxies) == 0 {
 		return nil, fmt.Errorf("site.json: node.trusted_proxies is empty; it lists the gateways' addresses, the only sources Traefik admits")
 	}
-	var trusted, sources []string
+	var trusted []string
+	var sourceNets, mgmtNets []netip.Prefix
 	for _, a := range n.TrustedProxies {
 		if !a.Is4() {
 			return nil, fmt.Errorf("site.json: node.trusted_proxies: %s is not an IPv4 address; the node network is IPv4", a)
 		}
 		trusted = append(trusted, netip.PrefixFrom(a, 32).String())
-		sources = append(sources, a.String())
+		sourceNets = append(sourceNets, netip.PrefixFrom(a, 32))
 	}
-	var mgmt []string
 	for _, p := range site.Management {
 		if !p.Addr().Is4() {
 			return nil, fmt.Errorf("site.json: management network %s is not IPv4; the node network is IPv4", p)
 		}
-		mgmt = append(mgmt, p.Masked().String())
+		mgmtNets = append(mgmtNets, p)
 	}
-	sources = append(sources, mgmt...)
+	// The firewall's sets may not overlap: a gateway inside a management
+	// network is admitted by that network.
+	sources := roles.SetElements(append(sourceNets, mgmtNets...))
+	mgmt := roles.SetElements(mgmtNets)
 	for _, p := range []struct{ key, v string }{{"api_path_prefix", n.APIPathPrefix}, {"health_path", n.HealthPath}} {
 		if !strings.HasPrefix(p.v, "/") || strings.ContainsAny(p.v, " \t\n\"'") {
 			return nil, fmt.Errorf("site.json: node.%s %q must be an absolute URL path such as /api", p.key, p.v)
