@@ -115,6 +115,8 @@ func (r *RawImage) Dump(p, dest string) error {
 type Inode struct {
 	// Type is debugfs's word: regular, directory, symlink, ...
 	Type string
+	// Mode is the permission bits, with setuid, setgid and sticky.
+	Mode os.FileMode
 	// ModTime is the modification time, to the nanosecond the file system
 	// kept.
 	ModTime time.Time
@@ -127,6 +129,7 @@ var (
 	statType  = regexp.MustCompile(`Type: (\S+)`)
 	statMtime = regexp.MustCompile(`(?m)^\s*mtime: 0x([0-9a-f]+)(?::([0-9a-f]+))?`)
 	statLink  = regexp.MustCompile(`Fast link dest: "([^"]*)"`)
+	statMode  = regexp.MustCompile(`Mode:\s+([0-7]+)`)
 )
 
 // Stat describes a path without following a final symbolic link;
@@ -139,6 +142,19 @@ func (r *RawImage) Stat(p string) (Inode, error) {
 	var in Inode
 	if m := statType.FindSubmatch(out); m != nil {
 		in.Type = string(m[1])
+	}
+	if m := statMode.FindSubmatch(out); m != nil {
+		v, _ := strconv.ParseUint(string(m[1]), 8, 32)
+		in.Mode = os.FileMode(v & 0o777)
+		if v&0o4000 != 0 {
+			in.Mode |= os.ModeSetuid
+		}
+		if v&0o2000 != 0 {
+			in.Mode |= os.ModeSetgid
+		}
+		if v&0o1000 != 0 {
+			in.Mode |= os.ModeSticky
+		}
 	}
 	m := statMtime.FindSubmatch(out)
 	if m == nil {

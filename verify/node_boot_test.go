@@ -2,16 +2,23 @@ package verify_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/applbuild/applbuild/builder"
+	"github.com/applbuild/applbuild/roles/node"
 	"github.com/applbuild/applbuild/seeds"
 	"github.com/applbuild/applbuild/verify"
+	"github.com/applbuild/applbuild/verify/qemu"
 	"github.com/applbuild/applbuild/verify/testenv"
 )
 
@@ -36,7 +43,7 @@ management:
   cidrs: [10.0.2.0/24]
 ssh:
   authorized_keys:
-    - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAlsHPMCCPdpRZ9kwwuxpRvi0d2Ec92z9jlHZ+y7sjsE ops@verify.test
+    - %s
 vms:
   - { name: gwnode, role: gateway, ip: 10.0.2.10, mac: "52:54:00:0a:00:0a" }
   - { name: nodeboot, role: node, ip: 10.0.2.15, mac: "52:54:00:0a:00:0f" }
@@ -85,31 +92,7 @@ func TestNodeImageBootsAndServesRealSnaps(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	site := filepath.Join(dir, "nodeboot.yaml")
-	if err := os.WriteFile(site, []byte(nodeSiteTemplate), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := seeds.Keygen(site, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	s, err := seeds.Load(site, seeds.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var node seeds.VM
-	for _, vm := range s.VMs {
-		if vm.Name == "nodeboot" {
-			node = vm
-		}
-	}
-	sd, err := seeds.Render(s, node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	iso := filepath.Join(dir, "nodeboot.iso")
-	if _, err := sd.WriteISO(iso); err != nil {
-		t.Fatal(err)
-	}
+	iso := writeNodeSeed(t, dir, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAlsHPMCCPdpRZ9kwwuxpRvi0d2Ec92z9jlHZ+y7sjsE ops@verify.test")
 
 	// MicroK8s installs and starts its pods at first boot; under emulation
 	// that takes many minutes, so the agent and the probe get long bounds.
@@ -125,4 +108,154 @@ func TestNodeImageBootsAndServesRealSnaps(t *testing.T) {
 			t.Errorf("probe %s failed: %s (console: %s)", p.Name, p.Detail, r.SerialLog)
 		}
 	}
+}
+
+// writeNodeSeed writes the node boot site (operator key sshKey) and the
+// seed of its node, nodeboot; it returns the ISO.
+func writeNodeSeed(t *testing.T, dir, sshKey string) string {
+	t.Helper()
+	site := filepath.Join(dir, "nodeboot.yaml")
+	if err := os.WriteFile(site, []byte(fmt.Sprintf(nodeSiteTemplate, sshKey)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := seeds.Keygen(site, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := seeds.Load(site, seeds.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, vm := range s.VMs {
+		if vm.Name != "nodeboot" {
+			continue
+		}
+		sd, err := seeds.Render(s, vm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		iso := filepath.Join(dir, "nodeboot.iso")
+		if _, err := sd.WriteISO(iso); err != nil {
+			t.Fatal(err)
+		}
+		return iso
+	}
+	t.Fatal("the node boot site has no VM nodeboot")
+	return ""
+}
+
+// nodeFirstBootWithStandInSnaps boots a node image baked from stand-in
+// snaps with a node's seed. Everything before MicroK8s is real and must
+// work: firmware, kernel, cloud-init applying the seed, the agent reading
+// the values, rendering the launch configuration, Traefik's values and the
+// manifests, checking and loading the firewall, and reaching snapd. The
+// stand-in assertions must then be refused by the real snapd, and the agent
+// must say so on the console with APPLIANCE-FAILED; nothing is installed.
+func nodeFirstBootWithStandInSnaps(t *testing.T, image string) {
+	for _, tool := range []string{"qemu-system-x86_64", "ssh", "ssh-keygen"} {
+		testenv.RequireTool(t, tool)
+	}
+	dir := t.TempDir()
+	key := filepath.Join(dir, "id_ed25519")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "nodeboot-test", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	iso := writeNodeSeed(t, dir, strings.TrimSpace(string(pub)))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	r, err := verify.Boot(ctx, verify.Options{Image: image, Seed: iso, WorkDir: filepath.Join(dir, "vm"), ExtraForwards: []int{22}, Timeout: 20 * time.Minute})
+	if err != nil {
+		t.Fatalf("booting the node image: %v", err)
+	}
+	defer r.VM.Stop()
+	t.Log(r.String())
+	// The agent got as far as snapd, which refused the stand-in
+	// assertions; it said so and stopped.
+	want := verify.FailedMarker + " role=node site=nodeboot vm=nodeboot: MicroK8s: snap ack " + node.ArtifactsDir + "/snaps/snapd.assert"
+	if got := probeDetail(r, "agent"); !strings.HasPrefix(got, want) {
+		t.Errorf("the agent's console line is %q; want it to start %q", got, want)
+	}
+	if p := probe(r, "hostname"); p == nil || !p.OK {
+		t.Errorf("hostname: %+v", p)
+	}
+	// Only the agent's unit failed: everything the seed and the image
+	// start before it came up.
+	console, _ := os.ReadFile(r.SerialLog)
+	for _, l := range strings.Split(string(console), "\n") {
+		l = qemu.CleanLine(l)
+		if strings.Contains(l, "[FAILED]") && !strings.Contains(l, "appliance-apply.service") {
+			t.Errorf("a unit other than the agent's failed: %s", strings.TrimSpace(l))
+		}
+	}
+
+	ssh := func(cmd string) string {
+		t.Helper()
+		_, port, _ := net.SplitHostPort(r.Forwards[22])
+		var out []byte
+		var err error
+		for i := 0; i < 12; i++ {
+			out, err = exec.CommandContext(ctx, "ssh", "-i", key, "-p", port, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+				"-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "ops@127.0.0.1", cmd).Output()
+			if err == nil {
+				return string(out)
+			}
+			var ee *exec.ExitError
+			if errors.As(err, &ee) && ee.ExitCode() != 255 {
+				break // the command ran and failed; retrying will not help
+			}
+			time.Sleep(5 * time.Second)
+		}
+		t.Errorf("ssh %q: %v: %s", cmd, err, out)
+		return ""
+	}
+	// The generation the agent installed, with the launch configuration
+	// MicroK8s would read, written where it reads it, private.
+	gen := "/var/lib/appliance/node/current"
+	for _, f := range []string{"microk8s.yaml", "traefik-values.yaml", "manifests/traefik-namespace.yaml", "manifests/apiserver2.yaml", "nftables.conf"} {
+		ssh("sudo test -s " + gen + "/" + f)
+	}
+	if mode := strings.TrimSpace(ssh("sudo stat -c %a /var/snap/microk8s/common/.microk8s.yaml")); mode != "600" {
+		t.Errorf("the launch configuration for MicroK8s has mode %q; want 600 (it names the encryption key file)", mode)
+	}
+	lc, err := node.ParseLaunchConfig([]byte(ssh("sudo cat /var/snap/microk8s/common/.microk8s.yaml")))
+	if err != nil {
+		t.Errorf("the launch configuration on the node: %v", err)
+	} else if sans := strings.Join(lc.ExtraSANs, ","); !strings.Contains(sans, "10.0.2.15") || !strings.Contains(sans, "nodeboot") {
+		t.Errorf("extraSANs %q lack the node's address or name", sans)
+	}
+	// The node firewall is loaded (SSH came in through it from the
+	// management network), and snapd refused the stand-in assertions:
+	// nothing is installed.
+	// (The site's management network holds the gateway, so it alone
+	// admits both.)
+	if out := ssh("sudo nft list table inet appliance_node"); !strings.Contains(out, "tcp dport 443 ip saddr @ingress_sources accept") ||
+		!strings.Contains(out, "10.0.2.0/24") {
+		t.Errorf("the node's firewall table is not loaded with the ingress rule and the site's sources:\n%s", out)
+	}
+	// The seed's secrets arrived, readable by root only.
+	if mode := strings.TrimSpace(ssh("sudo stat -c %a /etc/appliance/secrets.json")); mode != "600" {
+		t.Errorf("/etc/appliance/secrets.json has mode %q; want 600", mode)
+	}
+	if out := ssh("snap list 2>&1 || true"); strings.Contains(out, "microk8s") {
+		t.Errorf("MicroK8s is installed from stand-in snaps:\n%s", out)
+	}
+}
+
+func probe(r *verify.Report, name string) *verify.Probe {
+	for i := range r.Probes {
+		if r.Probes[i].Name == name {
+			return &r.Probes[i]
+		}
+	}
+	return nil
+}
+
+func probeDetail(r *verify.Report, name string) string {
+	if p := probe(r, name); p != nil {
+		return p.Detail
+	}
+	return ""
 }

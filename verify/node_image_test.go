@@ -94,10 +94,18 @@ func makeNodeTestArtifacts(t *testing.T) *nodeTestArtifacts {
 		na.files[strings.TrimSuffix(p, ".snap")+".assert"] = assert
 	}
 
+	// The chart is a stand-in too (the published archive is not
+	// reachable); the agent needs one to get past its own checks.
+	chart := []byte(fmt.Sprintf("stand-in chart archive for tests, not a .tgz (%s)\n", nonce))
+	cd, cn := put(chart)
+	chartArt := artifacts.Artifact{Kind: artifacts.KindChart, Name: "traefik", Version: "stand-in", Source: "https://charts.invalid/traefik-stand-in.tgz", Digest: cd, Size: cn}
+	arts = append(arts, chartArt)
+	na.files[artifacts.TreePath(chartArt)] = chart
+
 	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(reg.Close)
 	host := strings.TrimPrefix(reg.URL, "http://")
-	for _, n := range []string{"coredns", "apiserver2"} {
+	for _, n := range []string{"coredns", "traefik", "apiserver2"} {
 		img := randomAMD64Image(t)
 		source := host + "/test/" + n + ":stand-in"
 		ref, err := name.ParseReference(source)
@@ -188,7 +196,9 @@ func buildAgent(t *testing.T) string {
 // bundle of stand-in snaps (no snap store is reachable here) and real OCI
 // images, then reads the finished raw disk: the artifacts are carried
 // byte for byte, MicroK8s is not installed, the agent's first-boot unit is
-// enabled, and the image is sealed as the gateway's is.
+// enabled, and the image is sealed as the gateway's is. Its FirstBoot
+// subtest then boots that disk with a node's seed, as far as stand-in
+// snaps allow.
 func TestNodeImageFromBundleWithStandInSnaps(t *testing.T) {
 	testenv.Short(t, "bakes the node image")
 	testenv.RequireRoot(t)
@@ -327,6 +337,10 @@ func TestNodeImageFromBundleWithStandInSnaps(t *testing.T) {
 		t.Error("the appliance agent is missing from /usr/bin")
 	}
 	checkSealedImage(t, img)
+
+	t.Run("FirstBoot", func(t *testing.T) {
+		nodeFirstBootWithStandInSnaps(t, res.Outputs[0].Path)
+	})
 }
 
 // checkSealedImage checks what every appliance image must not carry: an
@@ -369,6 +383,11 @@ func checkSealedImage(t *testing.T, img *verify.RawImage) {
 		t.Errorf("datasource config %q (%v)", ds, err)
 	}
 	checkFirstBootTrimmed(t, img)
+	// The seed's operator logs in with a key and has no password, so sudo
+	// is the only way to root for diagnosis; the image must carry it.
+	if st, err := img.Stat("/usr/bin/sudo"); err != nil || st.Mode&os.ModeSetuid == 0 {
+		t.Errorf("/usr/bin/sudo is missing or not setuid (%+v, %v): the seed's operator could never become root", st, err)
+	}
 	shadow, err := img.ReadFile("/etc/shadow")
 	if err != nil || len(shadow) == 0 {
 		t.Fatalf("reading /etc/shadow: %v", err)
