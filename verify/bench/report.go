@@ -186,7 +186,7 @@ func Markdown(r *Results) string {
 	w("## 4. Seed ISO time\n\n")
 	goBench(&b, r.Seed, "ns/op", func(v float64) string { return num(v/1e6) + " ms" })
 	w("## 5. JA4 cost\n\n")
-	w("TLS handshakes per second through HAProxy 3.2 (from the gateway test tree, in a chroot on loopback) with JA4 on and off, same config otherwise, alternating rounds within each benchmark run (`roles/gateway/bench_test.go`).\n\n")
+	w("TLS handshakes per second through HAProxy 3.2 (from the gateway test tree, in a chroot on loopback) with JA4 on and off, same config otherwise, alternating rounds within each benchmark run (`roles/gateway/bench_test.go`); on/off is the median of the per-round ratios.\n\n")
 	goBench(&b, r.JA4, "on/off", func(v float64) string { return fmt.Sprintf("%.3f (cost %.1f %%)", v, (1-v)*100) })
 	return b.String()
 }

@@ -117,10 +117,25 @@ func runBench(log *logrus.Logger, o options) error {
 	if r := res.Boot; r != nil {
 		setAccel(res, r)
 	}
+	// A section cut short by a signal or the timeout is not written: the
+	// document keeps that section's earlier figures rather than a
+	// half-measured one, and the sections after it are not started. (The
+	// boot section writes each round as it completes; a stop keeps the
+	// rounds written before it.)
+	stopped := func(section string) error {
+		if ctx.Err() == nil {
+			return nil
+		}
+		return fmt.Errorf("stopped during the %s section (%v): %s and %s keep the figures measured before it", section, ctx.Err(), o.doc, o.data)
+	}
 	imagePath := o.image
 	if want["build"] {
 		log.Info("measuring gateway build times (cold, role change, no change)")
-		res.Build = bench.MeasureBuilds(ctx, bench.BuildOptions{Work: filepath.Join(o.work, "build"), Repo: repo, ColdRuns: o.coldRuns, RoleChangeRuns: o.roleRuns, NoChangeRuns: o.noRuns}, log)
+		b := bench.MeasureBuilds(ctx, bench.BuildOptions{Work: filepath.Join(o.work, "build"), Repo: repo, ColdRuns: o.coldRuns, RoleChangeRuns: o.roleRuns, NoChangeRuns: o.noRuns}, log)
+		if err := stopped("build"); err != nil {
+			return err
+		}
+		res.Build = b
 		imagePath = res.Build.Image
 		if err := write(o, res); err != nil {
 			return err
@@ -128,14 +143,22 @@ func runBench(log *logrus.Logger, o options) error {
 	}
 	if want["seed"] {
 		log.Info("measuring seed ISO time")
-		res.Seed = bench.RunGoBench(ctx, log, repo, "./seeds/", "BenchmarkSeedISO", "100x", o.seedCount, nil)
+		s := bench.RunGoBench(ctx, log, repo, "./seeds/", "BenchmarkSeedISO", "100x", o.seedCount, nil)
+		if err := stopped("seed"); err != nil {
+			return err
+		}
+		res.Seed = s
 		if err := write(o, res); err != nil {
 			return err
 		}
 	}
 	if want["ja4"] {
 		log.Info("measuring the JA4 handshake cost")
-		res.JA4 = bench.RunGoBench(ctx, log, repo, "./roles/gateway/", "BenchmarkJA4HandshakeCost", "1x", o.ja4Count, []string{"APPLBUILD_REQUIRE_TOOLS=1"})
+		j := bench.RunGoBench(ctx, log, repo, "./roles/gateway/", "BenchmarkJA4HandshakeCost", "1x", o.ja4Count, []string{"APPLBUILD_REQUIRE_TOOLS=1"})
+		if err := stopped("ja4"); err != nil {
+			return err
+		}
+		res.JA4 = j
 		if err := write(o, res); err != nil {
 			return err
 		}
@@ -148,12 +171,18 @@ func runBench(log *logrus.Logger, o options) error {
 			res.Boot = bench.MeasureBoots(ctx, bench.BootOptions{Image: imagePath, Work: filepath.Join(o.work, "boot"),
 				Cache: filepath.Join(o.work, "build", "cache"), Runs: o.bootRuns, InstallRuns: o.installRuns, Accel: o.accel, Timeout: o.bootTimeout,
 				Progress: func(b *bench.BootResult) {
+					if ctx.Err() != nil {
+						return
+					}
 					res.Boot = b
 					setAccel(res, b)
 					if err := write(o, res); err != nil {
 						log.Warn(err)
 					}
 				}}, log)
+			if err := stopped("boot"); err != nil {
+				return err
+			}
 			setAccel(res, res.Boot)
 		}
 	}
