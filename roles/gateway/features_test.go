@@ -214,6 +214,8 @@ func TestJA4Blocklist(t *testing.T) {
 		DisableKeepAlives: true,
 	}, Timeout: 5 * time.Second}
 	var fails, oks atomic.Int64
+	var errMu sync.Mutex
+	var firstErrs []string
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -228,6 +230,15 @@ func TestJA4Blocklist(t *testing.T) {
 			resp, err := other.Get(g.url("/api/health"))
 			if err != nil || resp.StatusCode != 200 {
 				fails.Add(1)
+				errMu.Lock()
+				if len(firstErrs) < 3 {
+					if err != nil {
+						firstErrs = append(firstErrs, err.Error())
+					} else {
+						firstErrs = append(firstErrs, resp.Status)
+					}
+				}
+				errMu.Unlock()
 			} else {
 				oks.Add(1)
 			}
@@ -246,7 +257,7 @@ func TestJA4Blocklist(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	if fails.Load() != 0 || oks.Load() == 0 {
-		t.Errorf("during the reload the unblocked client had %d failures and %d successes; want 0 failures", fails.Load(), oks.Load())
+		t.Errorf("during the reload the unblocked client had %d failures and %d successes; want 0 failures (first: %q)", fails.Load(), oks.Load(), firstErrs)
 	}
 
 	st, hdr, body := g.do(t, g.client("http/1.1"), "GET", "/api/blocked-probe", nil, nil)

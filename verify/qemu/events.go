@@ -134,7 +134,9 @@ var failures = []struct {
 	kind Failure
 	re   *regexp.Regexp
 }{
-	{FailKVM, regexp.MustCompile(`KVM internal error`)},
+	// PVM's emulation failure, and QEMU refused by a KVM that cannot
+	// take the vCPU's MSRs (seen on another host of the same kind).
+	{FailKVM, regexp.MustCompile(`KVM internal error|kvm_buf_set_msrs|failed to set MSR`)},
 	{FailDoubleFault, regexp.MustCompile(`(?i)double fault`)},
 	{FailOops, regexp.MustCompile(`\bOops: |BUG: unable to handle|BUG: kernel NULL pointer|general protection fault`)},
 	{FailPanic, regexp.MustCompile(`Kernel panic - not syncing`)},

@@ -581,6 +581,13 @@ func (vm *VM) watch(ctx context.Context, w *Watcher, proc *qemuProcess, readyEve
 			evs, f := w.Poll(time.Now())
 			vm.publish(evs, nil)
 			fail = f
+			// QEMU may exit before its last lines reach proc.lines: a
+			// KVM that refuses the vCPU at start is still a KVM failure.
+			for _, l := range strings.Split(proc.output(), "\n") {
+				if fail == nil {
+					fail = w.QemuLine(l, time.Now())
+				}
+			}
 			if fail == nil {
 				fail = &BootError{Kind: FailExit, At: time.Since(vm.Started), Line: proc.output()}
 			}
