@@ -160,34 +160,9 @@ microk8s:
 	return buf.Bytes(), nil
 }
 
+// selfSigned makes the gateway's trial certificate for names.
 func selfSigned(names []string, now time.Time) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := newSerial()
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: names[0]},
-		DNSNames:              names,
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(1, 0, 0),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
+	return serverCert(names, nil, now, nil, nil)
 }
 
 // caKeyPath is where keygen keeps the private key of a CA it created: next
@@ -256,7 +231,7 @@ func nodeKeyPair(sitePath string, raw *rawSite, now time.Time) ([]Created, error
 			ips = append(ips, ip)
 		}
 	}
-	certPEM, keyPEM, err := issue(ca, caSigner, names, ips, now)
+	certPEM, keyPEM, err := serverCert(names, ips, now, ca, caSigner)
 	if err != nil {
 		return out, err
 	}
@@ -301,11 +276,8 @@ func newCA(site string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, []
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	return c, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
+	certPEM, keyPEM, err := encodePair(der, key)
+	return c, key, certPEM, keyPEM, err
 }
 
 // loadCA reads a CA certificate and its ECDSA key (as newCA writes them).
@@ -340,8 +312,9 @@ func loadCA(certPath, keyPath string) (*x509.Certificate, *ecdsa.PrivateKey, err
 	return c, k, nil
 }
 
-// issue signs a server certificate for names and ips with the CA.
-func issue(ca *x509.Certificate, caKey *ecdsa.PrivateKey, names []string, ips []net.IP, now time.Time) (certPEM, keyPEM []byte, err error) {
+// serverCert makes a P-256 server certificate for names and ips, valid
+// one year, signed by ca with caKey, or by itself when ca is nil.
+func serverCert(names []string, ips []net.IP, now time.Time, ca *x509.Certificate, caKey *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -351,19 +324,28 @@ func issue(ca *x509.Certificate, caKey *ecdsa.PrivateKey, names []string, ips []
 		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		IPAddresses:  ips,
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.AddDate(1, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: names[0]},
+		DNSNames:              names,
+		IPAddresses:           ips,
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(1, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	if ca == nil {
+		ca, caKey = tmpl, key
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
 		return nil, nil, err
 	}
+	return encodePair(der, key)
+}
+
+// encodePair PEM-encodes a certificate and its PKCS#8 private key.
+func encodePair(der []byte, key *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err error) {
 	kder, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return nil, nil, err

@@ -9,21 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// exampleCopy copies the shipped example site into a fresh folder.
-func exampleCopy(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "examples", "sites", "bank1.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "bank1.yaml")
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+	"github.com/applbuild/applbuild/seeds/seedstest"
+)
 
 func parseCert(t *testing.T, path string) *x509.Certificate {
 	t.Helper()
@@ -65,7 +53,7 @@ func verifyNodeCert(t *testing.T, s *Site, dir string) {
 // the node CA and the nodes' certificate it signs, keys private; the site
 // then validates, and a second run changes nothing.
 func TestKeygenMakesTheNodeCAAndCertificate(t *testing.T) {
-	site := exampleCopy(t)
+	site := seedstest.ExampleSite(t)
 	dir := filepath.Join(filepath.Dir(site), "bank1")
 	made, err := Keygen(site, time.Now())
 	if err != nil {
@@ -107,7 +95,7 @@ func TestKeygenMakesTheNodeCAAndCertificate(t *testing.T) {
 // (a node certificate about to expire was removed), keygen issues a new
 // certificate from the same CA, so the gateways need no new seed.
 func TestKeygenSignsWithTheSitesExistingCA(t *testing.T) {
-	site := exampleCopy(t)
+	site := seedstest.ExampleSite(t)
 	dir := filepath.Join(filepath.Dir(site), "bank1")
 	if _, err := Keygen(site, time.Now()); err != nil {
 		t.Fatal(err)
@@ -140,7 +128,7 @@ func TestKeygenSignsWithTheSitesExistingCA(t *testing.T) {
 // (an operator's own PKI) is never replaced or bypassed; keygen says what
 // to issue and makes nothing.
 func TestKeygenWillNotSignWithoutTheCAKey(t *testing.T) {
-	site := exampleCopy(t)
+	site := seedstest.ExampleSite(t)
 	dir := filepath.Join(filepath.Dir(site), "bank1")
 	if _, err := Keygen(site, time.Now()); err != nil {
 		t.Fatal(err)

@@ -685,10 +685,11 @@ func (v *validator) keyPair(s *Site, field string, r rawTLS, certWhat string) (c
 	} else {
 		keyPath = resolve(s.File, r.Key)
 	}
+	var leaf *x509.Certificate
 	if certPath != "" {
 		if b, ok := v.readFile(certField, certPath, certWhat); ok {
 			if cs := v.certs(certField, certPath, b); len(cs) > 0 {
-				leaf := cs[0]
+				leaf = cs[0]
 				certPEM = b
 				switch {
 				case v.now.After(leaf.NotAfter):
@@ -708,26 +709,14 @@ func (v *validator) keyPair(s *Site, field string, r rawTLS, certWhat string) (c
 				v.fail(keyField, "%s: %v", keyPath, err)
 			} else {
 				keyPEM = b
-				if certPEM != nil {
-					if leaf, _ := x509.ParseCertificate(mustFirstBlock(certPEM)); leaf != nil && !publicKeyEqual(leaf.PublicKey, key.Public()) {
-						v.fail(keyField, "%s does not match the certificate %s; give the key the certificate was issued for", keyPath, certPath)
-						chain = nil
-					}
+				if leaf != nil && !publicKeyEqual(leaf.PublicKey, key.Public()) {
+					v.fail(keyField, "%s does not match the certificate %s; give the key the certificate was issued for", keyPath, certPath)
+					chain = nil
 				}
 			}
 		}
 	}
 	return chain, certPEM, keyPEM
-}
-
-// mustFirstBlock returns the bytes of the first PEM block of b, which the
-// caller has already parsed once.
-func mustFirstBlock(b []byte) []byte {
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil
-	}
-	return blk.Bytes
 }
 
 func coverage(c *x509.Certificate) string {

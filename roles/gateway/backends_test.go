@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +18,7 @@ import (
 	"github.com/applbuild/applbuild/roles/gateway/hainfo"
 	"github.com/applbuild/applbuild/roles/values"
 	"github.com/applbuild/applbuild/seeds"
+	"github.com/applbuild/applbuild/seeds/seedstest"
 )
 
 // hainfoReport runs hainfo --json against the gateway's admin stats socket,
@@ -237,15 +236,7 @@ func TestBackendFailoverUnderLoad(t *testing.T) {
 // and serves; one presenting a certificate for the same name that the CA
 // did not sign is DOWN and never sees a request.
 func TestBackendCertificatesVerified(t *testing.T) {
-	dir := t.TempDir()
-	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "sites", "bank1.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	site := filepath.Join(dir, "bank1.yaml")
-	if err := os.WriteFile(site, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	site := seedstest.ExampleSite(t)
 	if _, err := seeds.Keygen(site, time.Now()); err != nil {
 		t.Fatal(err)
 	}

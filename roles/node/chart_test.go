@@ -273,15 +273,7 @@ func chartTestNodes(t *testing.T) []nodeVM {
 		}
 	}
 	// The example site, with the secrets and certificate keygen makes.
-	ex := t.TempDir()
-	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "sites", "bank1.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	exFile := filepath.Join(ex, "bank1.yaml")
-	if err := os.WriteFile(exFile, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	exFile := seedstest.ExampleSite(t)
 	if _, err := seeds.Keygen(exFile, time.Now()); err != nil {
 		t.Fatal(err)
 	}

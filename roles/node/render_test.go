@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -476,14 +475,7 @@ func TestRenderRefusesWhatWouldBreakOrDefault(t *testing.T) {
 // certificate (node.tls).
 func exampleSite(t *testing.T) *seeds.Site {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "sites", "bank1.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "bank1.yaml")
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	p := seedstest.ExampleSite(t)
 	if _, err := seeds.Keygen(p, time.Now()); err != nil {
 		t.Fatal(err)
 	}

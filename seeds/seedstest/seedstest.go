@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -118,4 +119,25 @@ func Corpus(t testing.TB, src string) string {
 	}
 	PKI(t, dir)
 	return dir
+}
+
+// ExampleSite copies the shipped example site file,
+// examples/sites/bank1.yaml, into a fresh folder and returns the copy's
+// path; its certificates, keys and secrets are not there yet (run
+// seeds.Keygen on it, as the quickstart does).
+func ExampleSite(t testing.TB) string {
+	t.Helper()
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot locate the repository from seedstest")
+	}
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(self), "..", "..", "examples", "sites", "bank1.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "bank1.yaml")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
