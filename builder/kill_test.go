@@ -67,10 +67,11 @@ func TestKilledBuildLeavesNoPartialOutput(t *testing.T) {
 		time.Sleep(delay)
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
-		// Other tests may bake at the same time; only the folders that
-		// appeared during this build are its own.
+		// Other tests may bake at the same time: the killed build's
+		// folders are those that appeared during it and that no live
+		// build holds locked (a live build keeps its .lock flocked).
 		for d := range workDirs() {
-			if !before[d] {
+			if !before[d] && unlocked(d) {
 				killedWork = append(killedWork, d)
 			}
 		}
@@ -99,6 +100,20 @@ func TestKilledBuildLeavesNoPartialOutput(t *testing.T) {
 			t.Errorf("the work folder of a killed build is left behind: %s", d)
 		}
 	}
+}
+
+// unlocked reports whether no running build holds the work folder's lock.
+func unlocked(dir string) bool {
+	f, err := os.Open(filepath.Join(dir, ".lock"))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		return false
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return true
 }
 
 func hasTemp(dir, marker string) bool {
